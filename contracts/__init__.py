@@ -1,0 +1,1 @@
+"""The shared vocabulary: contract loader, typed models, schemas, idempotency key."""

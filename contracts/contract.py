@@ -1,0 +1,94 @@
+"""Loads the contract YAML into a typed object; the single source of governance rules."""
+from __future__ import annotations
+
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTRACTS_DIR = Path(__file__).resolve().parent
+DEFAULT_CONTRACT = CONTRACTS_DIR / "streaming_agent_v1.yaml"
+
+
+class InputSpec(BaseModel):
+    """One allowlisted `topic@schema` and the schema file it is pinned to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str
+    schema_version: str = Field(alias="schema")
+    schema_ref: str
+    format: Literal["avro", "debezium-json"]
+    schema_file: str
+
+    @property
+    def citation(self) -> str:
+        return f"{self.topic}@{self.schema_version}"
+
+
+class Governance(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pii_fields: list[str]
+    token_pattern: str
+    sensitivity_levels: list[str]
+    default_sensitivity: str
+    sensitivity_ceiling: str
+    max_actions_per_minute: int = Field(gt=0)
+    dlq_topic: str
+
+    def sensitivity_rank(self, label: str) -> int:
+        """Position of a label in the ordered levels; ValueError when unknown."""
+        return self.sensitivity_levels.index(label)
+
+
+class OutputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shape: list[str]
+    summary_max_words: int = Field(gt=0)
+    tools: list[str]
+
+
+class Contract(BaseModel):
+    """The typed contract; `base_dir` resolves the schema files it names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    contract: str
+    version: str
+    role: str
+    scope: list[str]
+    inputs: list[InputSpec]
+    governance: Governance
+    output: OutputSpec
+    base_dir: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.contract}@{self.version}"
+
+    def input_for(self, topic: str, schema_version: str) -> InputSpec | None:
+        for spec in self.inputs:
+            if spec.topic == topic and spec.schema_version == schema_version:
+                return spec
+        return None
+
+    def load_schema(self, spec: InputSpec) -> dict[str, Any]:
+        return json.loads((Path(self.base_dir) / spec.schema_file).read_text())
+
+    @cached_property
+    def token_regex(self) -> re.Pattern[str]:
+        return re.compile(self.governance.token_pattern)
+
+
+def load_contract(path: str | Path | None = None) -> Contract:
+    """Read and validate a contract YAML; schema files resolve relative to it."""
+    p = Path(path) if path else DEFAULT_CONTRACT
+    raw = yaml.safe_load(p.read_text())
+    raw["base_dir"] = str(p.resolve().parent)
+    return Contract.model_validate(raw)

@@ -1,0 +1,114 @@
+"""The streaming agent job: wiring only. Operators live in jobs.runtime, logic in jobs.*.
+
+File mode (the embedded default):
+    python -m jobs.agent_job --events FILE.jsonl --out DIR [--state DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+
+from jobs.config import JobConfig
+from jobs.routing import Routed
+from jobs.runtime.agent_op import AgentFunction
+from jobs.runtime.breach_op import BreachFunction
+from jobs.runtime.file_writer import JsonlWriterFunction
+from jobs.runtime.ingress import IngressFunction
+from jobs.runtime.sink_op import ActionSinkFunction
+from jobs.runtime.tags import OUT
+from jobs.summary import summarize
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class EventTime(TimestampAssigner):
+    def extract_timestamp(self, value: Routed, record_timestamp: int) -> int:
+        return value.env.ts_ms
+
+
+def parse_args(argv: list[str] | None = None) -> JobConfig:
+    ap = argparse.ArgumentParser(prog="agent_job", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", required=True, help="input JSON Lines, one envelope per line")
+    ap.add_argument("--out", required=True, help="output directory for the JSONL files")
+    ap.add_argument("--state", help="durable state (outbox, receipts, tool ledger); default OUT/state")
+    ap.add_argument("--contract", default=JobConfig.contract_path)
+    ap.add_argument("--threshold", type=Decimal, default=JobConfig.threshold)
+    ap.add_argument("--no-auto-hold", action="store_true", help="breaches carry auto_hold=false")
+    ap.add_argument("--max-out-of-orderness-ms", type=int, default=JobConfig.max_out_of_orderness_ms)
+    ap.add_argument("--idle-timeout-ms", type=int, default=JobConfig.idle_timeout_ms)
+    ap.add_argument("--dedup-ttl-ms", type=int, default=JobConfig.dedup_ttl_ms)
+    ap.add_argument("--parallelism", type=int, default=JobConfig.parallelism)
+    ap.add_argument("--policy", default="rules", help="'rules' or module:Class")
+    a = ap.parse_args(argv)
+    absolute = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731 - workers run elsewhere
+    return JobConfig(events=absolute(a.events), out_dir=str(absolute(a.out)), state_dir=absolute(a.state),
+                     contract_path=str(absolute(a.contract)),
+                     threshold=a.threshold, auto_hold=not a.no_auto_hold,
+                     max_out_of_orderness_ms=a.max_out_of_orderness_ms, idle_timeout_ms=a.idle_timeout_ms,
+                     dedup_ttl_ms=a.dedup_ttl_ms, parallelism=a.parallelism, policy=a.policy)
+
+
+def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
+    """Wire the file-mode pipeline onto `env`."""
+    from sinks.embedded import embedded_executor  # the one place where job and sink meet
+    from sinks.plan_records import plan_records
+
+    assert config.events is not None
+    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(),
+                                                 str(Path(config.events).resolve())).build()
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").set_parallelism(1)
+    ingress = lines.process(IngressFunction(config)).name("contract-gate").set_parallelism(1)
+    watermarks = (WatermarkStrategy
+                  .for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
+                  .with_idleness(Duration.of_millis(config.idle_timeout_ms))
+                  .with_timestamp_assigner(EventTime()))
+    governed = ingress.assign_timestamps_and_watermarks(watermarks).set_parallelism(1)
+
+    breaches = (governed.filter(lambda r: r.qualifying is not None)
+                .key_by(lambda r: r.qualifying.account_id, key_type=Types.STRING())
+                .process(BreachFunction(config)).name("breach-detection"))
+    agent = (governed.filter(lambda r: r.to_agent).union(breaches)
+             .key_by(lambda r: r.account_id, key_type=Types.STRING())
+             .process(AgentFunction(config)).name("agent-stage"))
+    sink = agent.process(ActionSinkFunction(config, embedded_executor, plan_records)).name("action-sink") \
+        .set_parallelism(1)
+
+    outputs = (ingress.get_side_output(OUT).union(breaches.get_side_output(OUT), agent.get_side_output(OUT),
+                                                  sink.get_side_output(OUT)))
+    outputs.process(JsonlWriterFunction(config.out_dir)).name("jsonl-writer").set_parallelism(1).print()
+
+
+def make_env(config: JobConfig) -> StreamExecutionEnvironment:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(config.parallelism)
+    env.set_python_executable(sys.executable)
+    for pkg in ("contracts", "jobs", "sinks"):
+        env.add_python_file(str(REPO / pkg))
+    return env
+
+
+def run(config: JobConfig) -> Any:
+    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+    config.state.mkdir(parents=True, exist_ok=True)
+    env = make_env(config)
+    build(env, config)
+    return env.execute("streaming-agent (file mode)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    run(config)
+    print(summarize(config.out_dir))
+
+
+if __name__ == "__main__":
+    main()

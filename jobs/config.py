@@ -1,0 +1,37 @@
+"""Job configuration: one typed object built from the command line, passed to every operator."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from contracts.contract import DEFAULT_CONTRACT
+from jobs.policy import Policy, RulePolicy
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    events: str | None = None
+    out_dir: str = "out"
+    state_dir: str | None = None
+    contract_path: str = str(DEFAULT_CONTRACT)
+    threshold: Decimal = Decimal("1000.00")
+    auto_hold: bool = True
+    max_out_of_orderness_ms: int = 30_000
+    idle_timeout_ms: int = 5_000
+    dedup_ttl_ms: int = 7 * 24 * 3600 * 1000
+    qualified_ttl_ms: int = 7 * 24 * 3600 * 1000
+    parallelism: int = 1
+    policy: str = "rules"
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_dir) if self.state_dir else Path(self.out_dir) / "state"
+
+    def load_policy(self) -> Policy:
+        """`rules` (the default) or `package.module:ClassName` of any class with the Policy shape."""
+        if self.policy == "rules":
+            return RulePolicy()
+        module, _, name = self.policy.partition(":")
+        return getattr(importlib.import_module(module), name)()

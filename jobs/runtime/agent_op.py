@@ -1,0 +1,78 @@
+"""Agent stage keyed by account: dedup (MapState with TTL), policy, validation, rate limit."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from pyflink.common import Types
+from pyflink.datastream.functions import RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from contracts.contract import load_contract
+from contracts.outcomes import Outcome, Reason
+from contracts import records
+from jobs.agent_stage import AgentStage
+from jobs.config import JobConfig
+from jobs.routing import Routed
+from jobs.runtime.breach_op import ttl
+from jobs.runtime.buffered import EventTimeOrderedFunction
+from jobs.runtime.metrics import Counters
+from jobs.runtime.tags import OUT
+
+
+class MapStateDedup:
+    """DedupStore over Flink keyed MapState (durable through checkpoints and savepoints)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def seen(self, idempotency_key: str) -> bool:
+        return bool(self.state.contains(idempotency_key))
+
+    def mark(self, idempotency_key: str, ts_ms: int) -> None:
+        self.state.put(idempotency_key, ts_ms)
+
+
+class AgentFunction(EventTimeOrderedFunction):
+    name = "agent"
+
+    def __init__(self, config: JobConfig) -> None:
+        self.config = config
+
+    def setup(self, runtime_context: RuntimeContext) -> None:
+        self.contract = load_contract(self.config.contract_path)
+        self.stage = AgentStage(self.contract, self.config.load_policy())
+        seen = MapStateDescriptor("agent-dedup", Types.STRING(), Types.LONG())
+        seen.enable_time_to_live(ttl(self.config.dedup_ttl_ms))
+        self.dedup = MapStateDedup(runtime_context.get_map_state(seen))
+        self.accepted = runtime_context.get_state(ValueStateDescriptor("agent-rate", Types.PICKLED_BYTE_ARRAY()))
+        self.metrics = Counters(runtime_context, "agent")
+
+    def on_ready(self, item: Routed) -> Iterable[Any]:
+        env, key = item.env, item.idempotency_key
+        pos = records.position_of(env, item.derived)
+        decision, accepted = self.stage.decide(env, key, self.dedup, self.accepted.value() or [])
+        self.accepted.update(accepted)
+        if decision.outcome == Outcome.PROCESSED:
+            yield item, decision.response
+            return
+        if decision.outcome == Outcome.DUPLICATE:
+            self.metrics.inc("dedup_hits")
+        elif decision.outcome == Outcome.RATE_LIMITED:
+            self.metrics.inc("rate_limited", n=len(decision.held_back))
+            for action in decision.held_back:
+                yield OUT, records.dlq(pos, Reason.RATE_LIMITED, decision.error or "", records.governed_envelope(env),
+                                       self.contract.name, idempotency_key=key, action=action)
+        elif decision.outcome == Outcome.DLQ:
+            assert decision.reason is not None
+            self.metrics.inc("dlq", "reason", str(decision.reason))
+            yield OUT, records.dlq(pos, decision.reason, decision.error or "", records.governed_envelope(env),
+                                   self.contract.name, idempotency_key=key)
+        yield OUT, records.trace(pos, decision.outcome, key, reason=decision.reason, derived=item.derived)
+
+    def on_late(self, item: Routed, watermark: int) -> Iterable[Any]:
+        self.metrics.inc("late")
+        pos = records.position_of(item.env, item.derived)
+        yield OUT, records.dlq(pos, Reason.LATE, f"behind the agent stage's watermark {watermark}",
+                               records.governed_envelope(item.env), self.contract.name,
+                               idempotency_key=item.idempotency_key)
+        yield OUT, records.trace(pos, Outcome.LATE, item.idempotency_key, reason=Reason.LATE, derived=item.derived)

@@ -1,0 +1,1 @@
+"""The action sink: outbox, executor, tool adapters and the sandbox tool service."""

@@ -1,0 +1,16 @@
+"""The sink as file mode embeds it: SQLite outbox and in-process sandbox tools under --state."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sinks.executor import ActionExecutor
+from sinks.outbox import SqliteOutbox
+from sinks.sandbox import SandboxTools
+from sinks.tools import InProcessClient
+
+
+def embedded_executor(state_dir: str) -> ActionExecutor:
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    return ActionExecutor(SqliteOutbox(state / "outbox.sqlite"),
+                          InProcessClient(SandboxTools(state / "sandbox_tools.sqlite")))
