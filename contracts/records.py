@@ -14,7 +14,7 @@ from typing import Any
 from contracts.models import Action, Envelope, ToolReceipt
 from contracts.outcomes import Outcome, Reason
 
-OUTPUT_FILES = ("breaches", "actions", "receipts", "responses", "dlq", "traces")
+OUTPUT_FILES = ("breaches", "actions", "receipts", "responses", "dlq", "traces", "shadow")
 
 
 @dataclass(frozen=True)

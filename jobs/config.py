@@ -24,6 +24,7 @@ class JobConfig:
     qualified_ttl_ms: int = 7 * 24 * 3600 * 1000
     parallelism: int = 1
     policy: str = "rules"
+    shadow_policy: str | None = None
 
     @property
     def state(self) -> Path:
@@ -31,7 +32,14 @@ class JobConfig:
 
     def load_policy(self) -> Policy:
         """`rules` (the default) or `package.module:ClassName` of any class with the Policy shape."""
-        if self.policy == "rules":
-            return RulePolicy()
-        module, _, name = self.policy.partition(":")
-        return getattr(importlib.import_module(module), name)()
+        return load_policy(self.policy)
+
+    def load_shadow_policy(self) -> Policy | None:
+        return load_policy(self.shadow_policy) if self.shadow_policy else None
+
+
+def load_policy(spec: str) -> Policy:
+    if spec == "rules":
+        return RulePolicy()
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)()

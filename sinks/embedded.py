@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sinks.executor import ActionExecutor
-from sinks.outbox import SqliteOutbox
+from sinks.outbox import open_outbox
 from sinks.sandbox import SandboxTools
 from sinks.tools import InProcessClient
 
@@ -12,5 +12,4 @@ from sinks.tools import InProcessClient
 def embedded_executor(state_dir: str) -> ActionExecutor:
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    return ActionExecutor(SqliteOutbox(state / "outbox.sqlite"),
-                          InProcessClient(SandboxTools(state / "sandbox_tools.sqlite")))
+    return ActionExecutor(open_outbox(state), InProcessClient(SandboxTools(state / "sandbox_tools.sqlite")))

@@ -1,23 +1,27 @@
 """The sandbox tool service: ticketing, payments and messaging APIs with idempotency keys.
 
-Runs in-process (file mode) or over HTTP (`python -m sinks.sandbox --port N`).
+Runs in-process (file mode) or over HTTP (`python -m sinks.sandbox --port N --db PATH`).
 Every executed side effect is written to a ledger table that tests read to
-prove exactly-once. Faults (latency, 500s, dropped connections) can be injected
-on demand through `POST /_faults`.
+prove exactly-once. The request and its effect commit in one SQLite
+transaction, so a key is either fully done (and replayed from then on) or not
+at all, even with several processes on one database file. Faults for the HTTP
+layer (see `sinks.faults`) are injected on demand through `POST /_faults`.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
-import random
+import signal
 import sqlite3
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from sinks.faults import FaultPlan, Faults
 
 
 class ToolConflict(Exception):
@@ -28,8 +32,18 @@ class ToolNotFound(Exception):
     """The referenced ticket or hold does not exist (HTTP 404)."""
 
 
+class ToolInvalid(Exception):
+    """The request body lacks a field the endpoint needs (HTTP 422)."""
+
+
 def _short(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10].upper()
+
+
+def _need(body: dict[str, Any], *fields: str) -> None:
+    missing = [f for f in fields if not isinstance(body.get(f), str) or not body[f]]
+    if missing:
+        raise ToolInvalid(f"missing or empty: {', '.join(missing)}")
 
 
 class SandboxTools:
@@ -39,6 +53,7 @@ class SandboxTools:
         self.db_path = str(db_path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS requests (
@@ -54,66 +69,85 @@ class SandboxTools:
 
     # -- the one idempotent entry point ---------------------------------------
     def handle(self, endpoint: str, body: dict[str, Any], idempotency_key: str) -> tuple[int, dict[str, Any]]:
-        """Run an endpoint once per (endpoint, key); replays return the stored response."""
+        """Run an endpoint once per (endpoint, key); replays return the stored response.
+
+        The lookup happens inside the write transaction (BEGIN IMMEDIATE), so two
+        processes racing on one key cannot both dispatch it.
+        """
         body_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         with self._lock:
-            row = self._db.execute(
-                "SELECT body_hash, status, response FROM requests WHERE endpoint=? AND idempotency_key=?",
-                (endpoint, idempotency_key)).fetchone()
-            if row:
-                if row[0] != body_hash:
-                    raise ToolConflict(f"idempotency key reused with a different body on {endpoint}")
-                resp = json.loads(row[2])
-                resp["idempotent_replay"] = True
-                return row[1], resp
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                row = self._db.execute(
+                    "SELECT body_hash, status, response FROM requests WHERE endpoint=? AND idempotency_key=?",
+                    (endpoint, idempotency_key)).fetchone()
+                if row:
+                    self._db.execute("ROLLBACK")
+                    if row[0] != body_hash:
+                        raise ToolConflict(f"idempotency key reused with a different body on {endpoint}")
+                    resp = json.loads(row[2])
+                    resp["idempotent_replay"] = True
+                    return row[1], resp
                 status, resp = self._dispatch(endpoint, body, idempotency_key)
                 self._db.execute("INSERT INTO requests VALUES (?,?,?,?,?)",
                                  (endpoint, idempotency_key, body_hash, status, json.dumps(resp)))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             return status, resp
 
     def _dispatch(self, endpoint: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
         parts = endpoint.strip("/").split("/")
         if parts == ["tickets"]:
+            _need(body, "summary")
             ref = "TKT-" + _short("ticket|" + key)
             self._effect("ticket.create", ref, key, body, "ticket", "open")
             return 201, {"id": ref, "status": "open"}
-        if len(parts) == 3 and parts[0] == "tickets" and parts[2] in ("close", "comments"):
+        if len(parts) == 3 and parts[0] == "tickets" and parts[2] == "close":
             self._require(parts[1])
-            if parts[2] == "close":
-                self._db.execute("UPDATE objects SET status='closed' WHERE ref=?", (parts[1],))
-            self._effect(f"ticket.{parts[2]}", parts[1], key, body)
-            return 200, {"id": parts[1], "status": "closed" if parts[2] == "close" else "open"}
+            self._set_status(parts[1], "closed")
+            self._effect("ticket.close", parts[1], key, body)
+            return 200, {"id": parts[1], "status": "closed"}
+        if len(parts) == 3 and parts[0] == "tickets" and parts[2] == "comments":
+            _need(body, "text")
+            status = self._require(parts[1])
+            ref = "CMT-" + _short(f"comment|{parts[1]}|{key}")
+            self._effect("ticket.comment", ref, key, {**body, "ticket": parts[1]}, "comment", "posted")
+            return 201, {"id": ref, "ticket": parts[1], "status": status}
         if parts == ["payments", "holds"]:
+            _need(body, "order_id")
             ref = f"HOLD-{body['order_id']}"
             existing = self._db.execute("SELECT status FROM objects WHERE ref=?", (ref,)).fetchone()
             if existing and existing[0] == "held":
                 return 200, {"id": ref, "status": "held", "already_held": True}
             if existing:
-                self._db.execute("UPDATE objects SET status='held' WHERE ref=?", (ref,))
+                self._set_status(ref, "held")
                 self._effect("hold.place", ref, key, body)
             else:
                 self._effect("hold.place", ref, key, body, "hold", "held")
             return 201, {"id": ref, "status": "held"}
         if len(parts) == 4 and parts[:2] == ["payments", "holds"] and parts[3] == "release":
             self._require(parts[2])
-            self._db.execute("UPDATE objects SET status='released' WHERE ref=?", (parts[2],))
+            self._set_status(parts[2], "released")
             self._effect("hold.release", parts[2], key, body)
             return 200, {"id": parts[2], "status": "released"}
         if parts == ["messages"]:
+            _need(body, "account_id", "template")
             ref = "MSG-" + _short("message|" + key)
             self._effect("notice.send", ref, key, body, "message", "sent")
             return 201, {"id": ref, "status": "sent"}
         raise ToolNotFound(f"no endpoint {endpoint}")
 
-    def _require(self, ref: str) -> None:
-        if not self._db.execute("SELECT 1 FROM objects WHERE ref=?", (ref,)).fetchone():
+    def _require(self, ref: str) -> str:
+        row = self._db.execute("SELECT status FROM objects WHERE ref=?", (ref,)).fetchone()
+        if not row:
             raise ToolNotFound(f"{ref} does not exist")
+        return str(row[0])
+
+    def _set_status(self, ref: str, status: str) -> None:
+        self._db.execute("UPDATE objects SET status=? WHERE ref=?", (status, ref))
 
     def _effect(self, effect: str, ref: str, key: str, body: dict[str, Any],
                 kind: str | None = None, status: str | None = None) -> None:
@@ -122,37 +156,28 @@ class SandboxTools:
         self._db.execute("INSERT INTO ledger (effect, ref, idempotency_key, body, at_ms) VALUES (?,?,?,?,?)",
                          (effect, ref, key, json.dumps(body), int(time.time() * 1000)))
 
+    # -- read side, for operators and tests ------------------------------------
     def ledger(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT seq, effect, ref, idempotency_key, body, at_ms FROM ledger ORDER BY seq")
             return [{"seq": r[0], "effect": r[1], "ref": r[2], "idempotency_key": r[3],
                      "body": json.loads(r[4]), "at_ms": r[5]} for r in rows]
 
+    def get_object(self, ref: str) -> dict[str, Any] | None:
+        with self._lock:
+            r = self._db.execute("SELECT ref, kind, status, body FROM objects WHERE ref=?", (ref,)).fetchone()
+        return {"id": r[0], "kind": r[1], "status": r[2], "body": json.loads(r[3])} if r else None
+
     def close(self) -> None:
-        self._db.close()
-
-
-@dataclass
-class Faults:
-    """Faults injected into the HTTP layer, consumed in order of arrival."""
-
-    latency_ms: int = 0
-    fail_next: int = 0            # answer the next N requests with 500 before doing anything
-    drop_next: int = 0            # close the connection without answering, before doing anything
-    drop_after_next: int = 0      # do the work, then close without answering (lost response)
-    fail_paths: dict[str, int] = field(default_factory=dict)  # path prefix -> status, always
-    seed: int = 0
-
-    def update(self, data: dict[str, Any]) -> None:
-        for k, v in data.items():
-            if hasattr(self, k):
-                setattr(self, k, v)
+        with self._lock:
+            self._db.close()
 
 
 def make_server(tools: SandboxTools, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """An HTTP front for `tools`; faults and request statistics live with the server."""
     faults = Faults()
     lock = threading.Lock()
-    rng = random.Random(0)
+    stats: dict[str, Any] = {"requests": {}, "inflight": 0}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -162,17 +187,24 @@ def make_server(tools: SandboxTools, host: str = "127.0.0.1", port: int = 0) -> 
 
         def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:  # the client gave up (timeout); the work, if any, is already committed
+                self.close_connection = True
 
         def _drop(self) -> None:
+            """Close the socket without answering: the client sees a dropped connection."""
             self.close_connection = True
-            self.connection.close()
+            try:
+                self.connection.shutdown(2)
+            except OSError:
+                pass
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/ledger":
@@ -180,7 +212,14 @@ def make_server(tools: SandboxTools, host: str = "127.0.0.1", port: int = 0) -> 
             elif self.path == "/health":
                 self._send(200, {"ok": True})
             elif self.path == "/_faults":
-                self._send(200, faults.__dict__)
+                with lock:
+                    self._send(200, faults.as_dict())
+            elif self.path == "/_stats":
+                with lock:
+                    self._send(200, json.loads(json.dumps(stats)))
+            elif self.path.startswith("/objects/"):
+                obj = tools.get_object(self.path.split("/", 2)[2])
+                self._send(200 if obj else 404, obj or {"error": "not found"})
             else:
                 self._send(404, {"error": "not found"})
 
@@ -193,29 +232,38 @@ def make_server(tools: SandboxTools, host: str = "127.0.0.1", port: int = 0) -> 
                 return
             if self.path == "/_faults":
                 with lock:
-                    faults.update(body)
-                self._send(200, faults.__dict__)
+                    try:
+                        faults.update(body)
+                    except (ValueError, TypeError) as e:
+                        self._send(400, {"error": str(e)})
+                        return
+                    self._send(200, faults.as_dict())
                 return
             with lock:
-                delay = faults.latency_ms
-                fail = faults.fail_next > 0
-                faults.fail_next -= 1 if fail else 0
-                drop = not fail and faults.drop_next > 0
-                faults.drop_next -= 1 if drop else 0
-                drop_after = not fail and not drop and faults.drop_after_next > 0
-                faults.drop_after_next -= 1 if drop_after else 0
-                forced = next((s for p, s in faults.fail_paths.items() if self.path.startswith(p)), None)
-            if delay:
-                time.sleep(delay / 1000.0 * (0.5 + rng.random()))
-            if fail or forced:
-                self._send(forced or 500, {"error": "injected fault"})
+                plan = faults.take(self.path)
+                stats["requests"][self.path] = stats["requests"].get(self.path, 0) + 1
+                stats["inflight"] += 1
+            try:
+                self._tool_call(body, plan)
+            finally:
+                with lock:
+                    stats["inflight"] -= 1
+
+        def _tool_call(self, body: Any, plan: FaultPlan) -> None:
+            if plan.delay_before_ms:
+                time.sleep(plan.delay_before_ms / 1000.0)
+            if plan.fail_status:
+                self._send(plan.fail_status, {"error": "injected fault"})
                 return
-            if drop:
+            if plan.drop_before:
                 self._drop()
                 return
             key = self.headers.get("Idempotency-Key")
             if not key:
                 self._send(400, {"error": "Idempotency-Key header is required"})
+                return
+            if not isinstance(body, dict):
+                self._send(422, {"error": "body must be a JSON object"})
                 return
             try:
                 status, resp = tools.handle(self.path, body, key)
@@ -225,10 +273,12 @@ def make_server(tools: SandboxTools, host: str = "127.0.0.1", port: int = 0) -> 
             except ToolNotFound as e:
                 self._send(404, {"error": str(e)})
                 return
-            except (KeyError, TypeError) as e:
-                self._send(422, {"error": f"invalid request: {type(e).__name__}"})
+            except (ToolInvalid, KeyError, TypeError) as e:
+                self._send(422, {"error": f"invalid request: {e}"})
                 return
-            if drop_after:
+            if plan.delay_after_ms:
+                time.sleep(plan.delay_after_ms / 1000.0)
+            if plan.drop_after:
                 self._drop()
                 return
             replay = {"Idempotent-Replayed": "true"} if resp.pop("idempotent_replay", False) else None
@@ -239,11 +289,13 @@ def make_server(tools: SandboxTools, host: str = "127.0.0.1", port: int = 0) -> 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Sandbox ticketing/payments/messaging service")
-    ap.add_argument("--port", type=int, default=8700)
+    ap.add_argument("--port", type=int, default=8700, help="0 picks a free port (printed on stdout)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--db", default="sandbox_tools.sqlite")
     args = ap.parse_args(argv)
-    server = make_server(SandboxTools(args.db), args.host, args.port)
+    tools = SandboxTools(args.db)
+    server = make_server(tools, args.host, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(json.dumps({"sandbox": f"http://{args.host}:{server.server_address[1]}", "db": args.db}), flush=True)
     try:
         server.serve_forever()
@@ -251,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+        tools.close()
 
 
 if __name__ == "__main__":

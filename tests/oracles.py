@@ -64,3 +64,34 @@ def rate_limit_oracle(plans: list[tuple[int, int]], limit: int, window: int = 60
             admitted.extend([ts] * n)
         out.append(ok)
     return out
+
+
+def idem(topic: str, key: str, ts: int) -> str:
+    import hashlib
+    return "idem-" + hashlib.sha256(f"{topic}{key}{ts}".encode()).hexdigest()
+
+
+def actions_oracle(envelopes: list[dict[str, Any]], limit: int,
+                   threshold: Decimal = Decimal("1000.00")) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(executed, rate_limited) sets of (tool, idempotency_key) from SPEC section 4, brute force.
+
+    Plans per account in event-time order, ties by (topic, key); one plan per idempotency key.
+    """
+    plans: dict[str, dict[tuple[int, str, str], list[str]]] = {}
+    for e in envelopes:
+        p = e.get("payload") or {}
+        a = p.get("after")
+        if e["topic"] == "cdc.public.orders" and p.get("op") in ("c", "u") and a and a.get("vip_flag") is True:
+            plans.setdefault(a["account_id"], {})[(e["ts_ms"], e["topic"], e["key"])] = ["SendNotice"]
+    for b in breaches_oracle(envelopes, threshold):
+        plans.setdefault(b["account_id"], {})[(b["ts_ms"], "risk.order_threshold_breach", b["account_id"])] = \
+            ["CreateTicket", "PlacePaymentHold"]
+    executed: set[tuple[str, str]] = set()
+    limited: set[tuple[str, str]] = set()
+    for acct, by_key in plans.items():
+        ordered = sorted(by_key.items())
+        decisions = rate_limit_oracle([(k[0], len(tools)) for k, tools in ordered], limit)
+        for (k, tools), ok in zip(ordered, decisions):
+            target = executed if ok else limited
+            target.update((t, idem(k[1], k[2], k[0])) for t in tools)
+    return executed, limited

@@ -1,0 +1,1 @@
+"""Helpers that start the local infrastructure (infra/*.sh) for tests."""

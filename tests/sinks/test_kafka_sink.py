@@ -1,0 +1,121 @@
+"""The standalone sink process against a real Kafka broker (skipped when none is running).
+
+The broker comes from the project's infra scripts (`.infra/run/kafka.env`) or
+KAFKA_BOOTSTRAP_SERVERS. Topics and keys are unique per run, so a shared broker is fine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.sinks.conftest import REPO
+from tests.sinks.fakes import action_value
+from tests.sinks.helpers import effects, hold, notice, ticket
+
+pytestmark = pytest.mark.kafka
+OUTPUTS = ("agent.receipts", "agent.responses", "ops.agent_dlq", "agent.traces")
+
+
+def _bootstrap() -> str | None:
+    env_file = REPO / ".infra" / "run" / "kafka.env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            k, _, v = line.partition("=")
+            if "BOOTSTRAP" in k.upper() and v.strip():
+                return v.strip().strip('"')
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture(scope="module")
+def kafka_bootstrap() -> str:
+    servers = _bootstrap()
+    if not servers:
+        pytest.skip("no Kafka broker configured (.infra/run/kafka.env or KAFKA_BOOTSTRAP_SERVERS)")
+    host, _, port = servers.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host or "localhost", int(port)), timeout=3).close()
+    except OSError:
+        pytest.skip(f"Kafka broker {servers} is not reachable")
+    return servers
+
+
+def _ensure_topics(servers: str, names: list[str]) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=servers)
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(n, num_partitions=1, replication_factor=1) for n in names if n not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def _run_sink(servers: str, topic: str, group: str, sandbox, state: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "sinks.action_sink", "--bootstrap-servers", servers,
+                           "--topic", topic, "--group-id", group, "--tools-url", sandbox.url,
+                           "--state", str(state), "--max-in-flight", "10", "--exit-when-idle-s", "5"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _read(servers: str, keys: set[str]) -> dict[str, list[dict]]:
+    from kafka import KafkaConsumer
+
+    c = KafkaConsumer(*OUTPUTS, bootstrap_servers=servers, auto_offset_reset="earliest",
+                      isolation_level="read_committed", enable_auto_commit=False, consumer_timeout_ms=5000,
+                      group_id=None)
+    got: dict[str, list[dict]] = {t: [] for t in OUTPUTS}
+    for m in c:
+        rec = json.loads(m.value)
+        if rec.get("idempotency_key") in keys or (rec.get("idempotency_key") or "").removeprefix("comp-") in keys:
+            got[m.topic].append(rec)
+    c.close()
+    return got
+
+
+def test_sink_process_executes_once_and_commits_after_outputs(kafka_bootstrap, sandbox, tmp_path):
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import TopicPartition
+
+    run = uuid.uuid4().hex[:8]
+    topic, group = f"agent.actions.test-{run}", f"sink-test-{run}"
+    keys = [f"idem-{run}-{i}" for i in range(3)]
+    _ensure_topics(kafka_bootstrap, [topic, *OUTPUTS])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    plans = [[ticket(keys[0], f"o-{run}"), hold(keys[0], f"o-{run}")], [notice(keys[1])], [notice(keys[2])]]
+    for i, plan in enumerate(plans):
+        producer.send(topic, key=keys[i].encode(), value=action_value(keys[i], plan, i))
+    producer.flush()
+    producer.close()
+
+    stats = _run_sink(kafka_bootstrap, topic, group, sandbox, tmp_path / "state")
+    assert stats["records"] == 3
+    out = _read(kafka_bootstrap, set(keys))
+    assert len(out["agent.traces"]) == 3 and {t["outcome"] for t in out["agent.traces"]} == {"processed"}
+    assert len(out["agent.receipts"]) == 4 and len(out["agent.responses"]) == 3
+    ledger = sandbox.ledger()
+    assert sorted(effects(ledger)) == sorted([("ticket.create", keys[0]), ("hold.place", keys[0]),
+                                              ("notice.send", keys[1]), ("notice.send", keys[2])])
+
+    c = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    assert c.committed(TopicPartition(topic, 0)) == 3
+    c.close()
+
+    # the same group again: nothing left to handle; a new group replays the topic without new effects
+    assert _run_sink(kafka_bootstrap, topic, group, sandbox, tmp_path / "state")["records"] == 0
+    assert _run_sink(kafka_bootstrap, topic, group + "-replay", sandbox, tmp_path / "state")["records"] == 3
+    assert sandbox.ledger() == ledger
