@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 DEFAULT_CONTRACT = CONTRACTS_DIR / "streaming_agent_v1.yaml"
@@ -47,11 +47,22 @@ class Governance(BaseModel):
 
 
 class OutputSpec(BaseModel):
+    """The output contract: response shape, summary length, the tools, and which input may call which tool."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     shape: list[str]
     summary_max_words: int = Field(gt=0)
     tools: list[str]
+    tools_by_input: dict[str, list[str]]
+
+    @model_validator(mode="after")
+    def _per_input_tools_are_contract_tools(self) -> "OutputSpec":
+        for citation, tools in self.tools_by_input.items():
+            unknown = sorted(set(tools) - set(self.tools))
+            if unknown:
+                raise ValueError(f"tools_by_input[{citation}] names tools not in output.tools: {unknown}")
+        return self
 
 
 class Contract(BaseModel):
@@ -68,9 +79,21 @@ class Contract(BaseModel):
     output: OutputSpec
     base_dir: str = ""
 
+    @model_validator(mode="after")
+    def _per_input_tools_name_inputs(self) -> "Contract":
+        known = {spec.citation for spec in self.inputs}
+        stray = sorted(set(self.output.tools_by_input) - known)
+        if stray:
+            raise ValueError(f"output.tools_by_input names inputs the contract does not have: {stray}")
+        return self
+
     @property
     def name(self) -> str:
         return f"{self.contract}@{self.version}"
+
+    def tools_for(self, citation: str) -> list[str]:
+        """The tools a proposal for input `topic@schema` may call; none for an input not listed (fail closed)."""
+        return list(self.output.tools_by_input.get(citation, []))
 
     def input_for(self, topic: str, schema_version: str) -> InputSpec | None:
         for spec in self.inputs:

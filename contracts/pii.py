@@ -5,7 +5,7 @@ import re
 from typing import Any, Iterable
 
 MASK = "***"
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}")  # bounded: no quadratic scans
 _MAX_DEPTH = 64
 
 
@@ -34,7 +34,7 @@ def mask_pii(value: Any, pii_fields: Iterable[str], token: re.Pattern[str], _dep
 
 def mask_raw_text(text: str, pii_fields: Iterable[str], limit: int = 4096) -> str:
     """Mask an unparsable line: `"email": "..."`-style pairs and e-mail-like strings; cut to `limit`."""
-    out = text
+    out = text[: limit * 2]  # mask a bounded prefix; anything past `limit` is cut anyway
     for f in pii_fields:
         out = re.sub(r'("' + re.escape(f) + r'"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)', r'\1"' + MASK + '"', out)
     out = _EMAIL.sub(MASK, out)

@@ -12,7 +12,7 @@ from contracts.models import Action, AgentResponse, Envelope
 from contracts.outcomes import Outcome, Reason
 from jobs import rate_limit
 from jobs.dedup import DedupStore
-from jobs.policy import Policy
+from jobs.policy import Policy, PolicyRejected
 from jobs.response_validation import validate_response
 
 
@@ -43,6 +43,9 @@ class AgentStage:
             return Decision(Outcome.DUPLICATE), accepted_ts
         try:
             proposal = self.policy.propose(env, idempotency_key)
+        except PolicyRejected as e:
+            return Decision(Outcome.DLQ, reason=Reason.INVALID_RESPONSE,
+                            error=f"policy {self.policy.name} rejected its answer: {e}"), accepted_ts
         except Exception as e:  # noqa: BLE001 - a failing policy is a DLQ record, not a crash
             return Decision(Outcome.DLQ, reason=Reason.INVALID_RESPONSE,
                             error=f"policy {self.policy.name} failed: {type(e).__name__}"), accepted_ts

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,14 +33,22 @@ class JobConfig:
 
     def load_policy(self) -> Policy:
         """`rules` (the default) or `package.module:ClassName` of any class with the Policy shape."""
-        return load_policy(self.policy)
+        return load_policy(self.policy, self.contract_path)
 
     def load_shadow_policy(self) -> Policy | None:
-        return load_policy(self.shadow_policy) if self.shadow_policy else None
+        """The candidate of shadow mode (`--shadow-policy`), or None."""
+        return load_policy(self.shadow_policy, self.contract_path) if self.shadow_policy else None
 
 
-def load_policy(spec: str) -> Policy:
+def load_policy(spec: str, contract_path: str | None = None) -> Policy:
+    """Instantiate a policy with no arguments; a class whose constructor takes `contract_path` gets the
+    job's contract (the LLM policy builds its prompt and validates against it)."""
     if spec == "rules":
         return RulePolicy()
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        takes_contract = "contract_path" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        takes_contract = False
+    return cls(contract_path=contract_path) if takes_contract and contract_path else cls()

@@ -83,11 +83,18 @@ class Gate:
 
     # -- entry point -------------------------------------------------------
     def check(self, line: str | bytes, offset: int, partition: int = 0) -> GateResult:
+        """Check one JSON Lines envelope (file mode)."""
         pos = Position(None, partition, offset)
-        raw: Any = line
         try:
             obj = self._parse(line)
-            raw = obj
+        except _Reject as r:
+            return GateResult("dlq", pos, reason=r.reason, error=r.error, masked=self._mask(line))
+        return self.check_object(obj, offset, partition)
+
+    def check_object(self, obj: dict[str, Any], offset: int, partition: int = 0) -> GateResult:
+        """Check an envelope that is already decoded (Kafka mode builds it from key, value and headers)."""
+        pos = Position(None, partition, offset)
+        try:
             pos = self._position(obj, pos)
             env = self._envelope(obj, pos)
             pos = Position(env.topic, env.partition, env.offset, env.key, env.ts_ms, env.schema_version)
@@ -102,11 +109,15 @@ class Gate:
             governed = self._govern(env, spec)
             return GateResult("pass", pos, envelope=governed)
         except _Reject as r:
-            return GateResult("dlq", pos, reason=r.reason, error=r.error, masked=self._mask(raw))
+            return GateResult("dlq", pos, reason=r.reason, error=r.error, masked=self._mask(obj))
         except Exception as e:  # noqa: BLE001 - the gate must never crash the job
             return GateResult("dlq", pos, reason=Reason.INVALID_ENVELOPE,
                               error=f"unexpected {type(e).__name__} while checking the envelope",
-                              masked=self._mask(raw))
+                              masked=self._mask(obj))
+
+    def malformed(self, raw: str | bytes, pos: Position, error: str) -> GateResult:
+        """A record whose value cannot be decoded at all (Kafka mode): DLQ with the masked raw text."""
+        return GateResult("dlq", pos, reason=Reason.MALFORMED_JSON, error=error, masked=self._mask(raw))
 
     # -- steps ---------------------------------------------------------------
     def _parse(self, line: str | bytes) -> Any:

@@ -11,6 +11,12 @@ VIP_TEMPLATE = "vip-order-received"
 TICKET_LABELS = ["risk", "orders"]
 
 
+class PolicyRejected(Exception):
+    """A policy refuses to give a proposal for an envelope (for example an LLM answer that broke the
+    contract, with fallback `dlq`). The agent stage turns it into a DLQ record with reason
+    invalid_response. The message names what was wrong, never a raw value."""
+
+
 class Policy(Protocol):
     """A policy proposes; it never executes. The agent stage validates every proposal."""
 

@@ -38,9 +38,14 @@ def validate_response(resp: Any, env: Envelope, idempotency_key: str, contract: 
     if r.receipts:
         errors.append("a proposal must not carry receipts; only tools issue them")
     orders, accounts = identifiers(env)
+    allowed = contract.tools_for(env.citation)
     for i, a in enumerate(r.actions):
         if a.tool not in contract.output.tools or a.tool not in TOOL_ARGS:
             errors.append(f"action {i}: tool {a.tool} is not in the contract")
+            continue
+        if a.tool not in allowed:
+            # The per-input allowlist: an order event can never place a hold, whatever its text says.
+            errors.append(f"action {i}: tool {a.tool} is not allowed for input {env.citation}")
             continue
         if a.idempotency_key != idempotency_key:
             errors.append(f"action {i}: idempotency_key is not the envelope's")

@@ -10,6 +10,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from contracts.contract import load_contract
 from contracts.outcomes import Outcome, Reason
 from contracts import records
+from jobs import shadow
 from jobs.agent_stage import AgentStage
 from jobs.config import JobConfig
 from jobs.routing import Routed
@@ -17,6 +18,10 @@ from jobs.runtime.breach_op import ttl
 from jobs.runtime.buffered import EventTimeOrderedFunction
 from jobs.runtime.metrics import Counters
 from jobs.runtime.tags import OUT
+
+
+# Decisions the live policy took (after dedup); a duplicate is not compared again.
+SHADOWED = (Outcome.PROCESSED, Outcome.RATE_LIMITED, Outcome.NO_ACTION, Outcome.DLQ)
 
 
 class MapStateDedup:
@@ -41,6 +46,7 @@ class AgentFunction(EventTimeOrderedFunction):
     def setup(self, runtime_context: RuntimeContext) -> None:
         self.contract = load_contract(self.config.contract_path)
         self.stage = AgentStage(self.contract, self.config.load_policy())
+        self.shadow = self.config.load_shadow_policy()  # candidate of shadow mode, or None
         seen = MapStateDescriptor("agent-dedup", Types.STRING(), Types.LONG())
         seen.enable_time_to_live(ttl(self.config.dedup_ttl_ms))
         self.dedup = MapStateDedup(runtime_context.get_map_state(seen))
@@ -52,6 +58,10 @@ class AgentFunction(EventTimeOrderedFunction):
         pos = records.position_of(env, item.derived)
         decision, accepted = self.stage.decide(env, key, self.dedup, self.accepted.value() or [])
         self.accepted.update(accepted)
+        if self.shadow is not None and decision.outcome in SHADOWED:
+            # The candidate only proposes: no sink, no dedup mark, no rate-limit budget.
+            yield OUT, ("shadow", shadow.shadow_record(self.shadow, env, key, self.contract, decision.response,
+                                                       str(decision.outcome)))
         if decision.outcome == Outcome.PROCESSED:
             yield item, decision.response
             return

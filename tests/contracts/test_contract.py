@@ -42,3 +42,21 @@ def test_idempotency_key_is_the_seed_formula():
     expected = "idem-" + hashlib.sha256(f"{topic}{key}{ts}".encode("utf-8")).hexdigest()
     assert idempotency_key(topic, key, ts) == expected
     assert idempotency_key(topic, key, ts + 1) != expected
+
+
+def test_tools_by_input_is_typed_and_checked(tmp_path):
+    import yaml
+    c = load_contract()
+    assert c.output.tools_by_input == {"risk.order_threshold_breach@v3": ["CreateTicket", "PlacePaymentHold"],
+                                       "cdc.public.orders@v2": ["SendNotice"]}
+    assert c.tools_for("cdc.public.orders@v2") == ["SendNotice"]
+    assert c.tools_for("cdc.public.orders@v9") == []  # not listed: no tool (fail closed)
+    for bad in ({"cdc.public.orders@v2": ["RefundOrder"]},      # not a tool of output.tools
+                {"cdc.public.customers@v1": ["SendNotice"]}):   # not an input
+        src = c.model_dump(by_alias=True)
+        src.pop("base_dir")
+        src["output"]["tools_by_input"] = bad
+        p = tmp_path / "c.yaml"
+        p.write_text(yaml.safe_dump(src))
+        with pytest.raises(Exception):
+            load_contract(p)

@@ -116,3 +116,44 @@ def test_dedup_matches_oracle_over_replays(deliveries):
         expected = Outcome.DUPLICATE if key(e) in seen else Outcome.PROCESSED
         seen.add(key(e))
         assert d.outcome == expected
+
+
+def test_per_input_tool_allowlist():
+    """An order event may only send a notice; a breach may not send one. Fails closed for unlisted inputs."""
+    order = env(cdc(T0, after=order_row("o1", "acct-9", vip=True)))
+
+    def add_hold(r):
+        r["actions"].append({"tool": "PlacePaymentHold", "args": {"order_id": "o1", "reason": "x"},
+                             "idempotency_key": r["actions"][0]["idempotency_key"]})
+
+    d, _ = AgentStage(CONTRACT, RoguePolicy(add_hold)).decide(order, key(order), MemoryDedupStore(), [])
+    assert d.outcome == Outcome.DLQ and d.reason == Reason.INVALID_RESPONSE and d.actions == []
+    assert "PlacePaymentHold is not allowed for input cdc.public.orders@v2" in d.error
+
+    b = env(breach_env(account="acct-9", order_ids=["a", "b", "c"]))
+
+    def add_notice(r):
+        r["actions"].append({"tool": "SendNotice", "args": {"account_id": "acct-9", "template": "t"},
+                             "idempotency_key": r["actions"][0]["idempotency_key"]})
+
+    d, _ = AgentStage(CONTRACT, RoguePolicy(add_notice)).decide(b, key(b), MemoryDedupStore(), [])
+    assert d.outcome == Outcome.DLQ and "SendNotice is not allowed" in d.error
+
+    closed = CONTRACT.model_copy(update={"output": CONTRACT.output.model_copy(update={"tools_by_input": {}})})
+    d, _ = AgentStage(closed, RulePolicy()).decide(order, key(order), MemoryDedupStore(), [])
+    assert d.outcome == Outcome.DLQ
+
+
+def test_policy_rejected_is_dlq_with_its_reason():
+    from jobs.policy import PolicyRejected
+
+    class Refuses(RulePolicy):
+        name = "refuses"
+
+        def propose(self, env, idem):
+            raise PolicyRejected("timeout: no answer within 10 s")
+
+    e = env(breach_env())
+    d, acc = AgentStage(CONTRACT, Refuses()).decide(e, key(e), MemoryDedupStore(), [])
+    assert d.outcome == Outcome.DLQ and d.reason == Reason.INVALID_RESPONSE and acc == []
+    assert d.error == "policy refuses rejected its answer: timeout: no answer within 10 s"
