@@ -95,3 +95,16 @@ def response_record(summary: str, actions: list[Action], citations: list[str], r
 def governed_envelope(env: Envelope) -> dict[str, Any]:
     """The governed (PII-free) envelope as JSON, for DLQ records of later stages."""
     return _plain(env.to_json_dict())
+
+
+def action_request(pos: Position, idempotency_key: str, account_id: str, summary: str, actions: list[Action],
+                   citations: list[str], envelope: dict[str, Any], derived: bool) -> Out:
+    """What the job hands to the standalone sink on `agent.actions` (Kafka mode)."""
+    return "actions", {
+        "idempotency_key": idempotency_key, "account_id": account_id, "derived": derived,
+        "source": {"topic": pos.topic, "partition": pos.partition, "offset": pos.offset,
+                   "key": pos.key, "ts_ms": pos.ts_ms, "schema": pos.schema},
+        "response": {"summary": summary, "actions": [a.model_dump(mode="json") for a in actions],
+                     "citations": citations},
+        "envelope": envelope,
+    }

@@ -30,6 +30,7 @@ TOPICS=(
   agent.responses:1
   ops.agent_dlq:1
   agent.traces:1
+  agent.shadow:1
 )
 
 bootstrap() { sed -n 's/^BOOTSTRAP=//p' "$ENVFILE"; }

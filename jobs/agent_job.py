@@ -2,6 +2,8 @@
 
 File mode (the embedded default):
     python -m jobs.agent_job --events FILE.jsonl --out DIR [--state DIR]
+Kafka mode (the sink runs as its own process, python -m sinks.action_sink):
+    python -m jobs.agent_job --bootstrap-servers HOST:PORT [--state DIR]
 """
 from __future__ import annotations
 
@@ -11,17 +13,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+from pyflink.table import StreamTableEnvironment
+
+from contracts import records
+from contracts.models import AgentResponse
+from contracts.records import Out
 
 from jobs.config import JobConfig
 from jobs.routing import Routed
 from jobs.runtime.agent_op import AgentFunction
 from jobs.runtime.breach_op import BreachFunction
 from jobs.runtime.file_writer import JsonlWriterFunction
-from jobs.runtime.ingress import IngressFunction
+from jobs.runtime.ingress import FileIngressFunction, KafkaIngressFunction
+from jobs.runtime.kafka_io import add_sinks, source_stream
 from jobs.runtime.sink_op import ActionSinkFunction
 from jobs.runtime.tags import OUT
 from jobs.summary import summarize
@@ -37,8 +45,9 @@ class EventTime(TimestampAssigner):
 def parse_args(argv: list[str] | None = None) -> JobConfig:
     ap = argparse.ArgumentParser(prog="agent_job", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", required=True, help="input JSON Lines, one envelope per line")
-    ap.add_argument("--out", required=True, help="output directory for the JSONL files")
+    ap.add_argument("--events", help="file mode: input JSON Lines, one envelope per line")
+    ap.add_argument("--bootstrap-servers", help="Kafka mode: read the contract's topics, write Kafka topics")
+    ap.add_argument("--out", default="out", help="file mode: output directory for the JSONL files")
     ap.add_argument("--state", help="durable state (outbox, receipts, tool ledger); default OUT/state")
     ap.add_argument("--contract", default=JobConfig.contract_path)
     ap.add_argument("--threshold", type=Decimal, default=JobConfig.threshold)
@@ -51,32 +60,48 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
     ap.add_argument("--policy", default="rules", help="'rules' or module:Class")
     ap.add_argument("--shadow-policy", help="candidate policy run beside the live one; executes nothing, "
                                             "writes shadow.jsonl")
+    ap.add_argument("--group-id", default=JobConfig.group_id, help="Kafka consumer group and transactional prefix")
+    ap.add_argument("--topic-pattern", default=JobConfig.topic_pattern)
+    ap.add_argument("--startup-mode", default=JobConfig.startup_mode,
+                    choices=["earliest-offset", "latest-offset", "group-offsets"])
+    ap.add_argument("--checkpoint-interval-ms", type=int, default=JobConfig.checkpoint_interval_ms)
+    ap.add_argument("--checkpoint-dir", help="default STATE/checkpoints (retained on cancel)")
+    ap.add_argument("--from-checkpoint", help="restore from a retained checkpoint or savepoint path")
+    ap.add_argument("--jars", nargs="*", default=[], help="connector jars (default .infra/jars/flink/*.jar)")
     a = ap.parse_args(argv)
+    if bool(a.events) == bool(a.bootstrap_servers):
+        ap.error("give exactly one of --events (file mode) or --bootstrap-servers (Kafka mode)")
     absolute = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731 - workers run elsewhere
     return JobConfig(events=absolute(a.events), out_dir=str(absolute(a.out)), state_dir=absolute(a.state),
                      contract_path=str(absolute(a.contract)),
                      threshold=a.threshold, auto_hold=not a.no_auto_hold,
                      max_out_of_orderness_ms=a.max_out_of_orderness_ms, idle_timeout_ms=a.idle_timeout_ms,
                      dedup_ttl_ms=a.dedup_ttl_ms, parallelism=a.parallelism, policy=a.policy,
-                     shadow_policy=a.shadow_policy)
+                     shadow_policy=a.shadow_policy, bootstrap_servers=a.bootstrap_servers, group_id=a.group_id,
+                     topic_pattern=a.topic_pattern, startup_mode=a.startup_mode,
+                     checkpoint_interval_ms=a.checkpoint_interval_ms, checkpoint_dir=absolute(a.checkpoint_dir),
+                     from_checkpoint=a.from_checkpoint, jars=tuple(absolute(j) for j in a.jars))
 
 
 def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
-    """Wire the file-mode pipeline onto `env`."""
-    from sinks.embedded import embedded_executor  # the one place where job and sink meet
-    from sinks.plan_records import plan_records
-
-    assert config.events is not None
-    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(),
-                                                 str(Path(config.events).resolve())).build()
-    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").set_parallelism(1)
-    ingress = lines.process(IngressFunction(config)).name("contract-gate").set_parallelism(1)
-    watermarks = (WatermarkStrategy
-                  .for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
-                  .with_timestamp_assigner(EventTime()))
-    if config.idle_timeout_ms > 0:  # a single file split never needs it; Kafka partitions do
-        watermarks = watermarks.with_idleness(Duration.of_millis(config.idle_timeout_ms))
-    governed = ingress.assign_timestamps_and_watermarks(watermarks).set_parallelism(1)
+    """Wire the pipeline onto `env`: file mode (sink embedded) or Kafka mode (sink is its own process)."""
+    if config.kafka_mode:
+        t_env = StreamTableEnvironment.create(env)
+        rows = source_stream(t_env, config)
+        ingress = rows.process(KafkaIngressFunction(config)).name("contract-gate")
+        governed = ingress
+    else:
+        assert config.events is not None
+        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(),
+                                                     str(Path(config.events).resolve())).build()
+        lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").set_parallelism(1)
+        ingress = lines.process(FileIngressFunction(config)).name("contract-gate").set_parallelism(1)
+        watermarks = (WatermarkStrategy
+                      .for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
+                      .with_timestamp_assigner(EventTime()))
+        if config.idle_timeout_ms > 0:  # a single file split never needs it; Kafka partitions do
+            watermarks = watermarks.with_idleness(Duration.of_millis(config.idle_timeout_ms))
+        governed = ingress.assign_timestamps_and_watermarks(watermarks).set_parallelism(1)
 
     breaches = (governed.filter(lambda r: r.qualifying is not None)
                 .key_by(lambda r: r.qualifying.account_id, key_type=Types.STRING())
@@ -84,20 +109,52 @@ def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
     agent = (governed.filter(lambda r: r.to_agent).union(breaches)
              .key_by(lambda r: r.account_id, key_type=Types.STRING())
              .process(AgentFunction(config)).name("agent-stage"))
+    side_outputs = ingress.get_side_output(OUT).union(breaches.get_side_output(OUT), agent.get_side_output(OUT))
+
+    if config.kafka_mode:
+        requests = agent.map(action_request_of).name("action-requests")
+        statements = t_env.create_statement_set()
+        add_sinks(t_env, statements, side_outputs.union(requests), config,
+                  ("breaches", "dlq", "traces", "shadow", "actions"))
+        statements.attach_as_datastream()
+        return
+
+    from sinks.embedded import embedded_executor  # the one place where job and sink meet
+    from sinks.plan_records import plan_records
+
     sink = agent.process(ActionSinkFunction(config, embedded_executor, plan_records)).name("action-sink") \
         .set_parallelism(1)
-
-    outputs = (ingress.get_side_output(OUT).union(breaches.get_side_output(OUT), agent.get_side_output(OUT),
-                                                  sink.get_side_output(OUT)))
+    outputs = side_outputs.union(sink.get_side_output(OUT))
     outputs.process(JsonlWriterFunction(config.out_dir)).name("jsonl-writer").set_parallelism(1).print()
 
 
+def action_request_of(value: tuple[Routed, AgentResponse]) -> Out:
+    item, response = value
+    pos = records.position_of(item.env, item.derived)
+    return records.action_request(pos, item.idempotency_key, item.account_id, response.summary, response.actions,
+                                  response.citations, records.governed_envelope(item.env), item.derived)
+
+
 def make_env(config: JobConfig) -> StreamExecutionEnvironment:
-    env = StreamExecutionEnvironment.get_execution_environment()
+    conf = Configuration()
+    if config.kafka_mode:
+        checkpoints = Path(config.checkpoint_dir or config.state / "checkpoints").resolve()
+        conf.set_string("execution.checkpointing.dir", checkpoints.as_uri())
+        conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        conf.set_string("table.exec.source.idle-timeout", f"{config.idle_timeout_ms or 5000} ms")
+        if config.from_checkpoint:
+            conf.set_string("execution.state-recovery.path", config.from_checkpoint)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(config.parallelism)
     env.set_python_executable(sys.executable)
     for pkg in ("contracts", "jobs", "sinks"):
         env.add_python_file(str(REPO / pkg))
+    if config.kafka_mode:
+        env.enable_checkpointing(config.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+        jars = list(config.jars) or [str(p) for p in sorted((REPO / ".infra" / "jars" / "flink").glob("*.jar"))]
+        if not jars:
+            raise SystemExit("Kafka mode needs the Flink Kafka connector jar: run infra/fetch.sh flink or pass --jars")
+        env.add_jars(*[Path(j).resolve().as_uri() for j in jars])
     return env
 
 
@@ -106,13 +163,14 @@ def run(config: JobConfig) -> Any:
     config.state.mkdir(parents=True, exist_ok=True)
     env = make_env(config)
     build(env, config)
-    return env.execute("streaming-agent (file mode)")
+    return env.execute("streaming-agent (kafka mode)" if config.kafka_mode else "streaming-agent (file mode)")
 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     run(config)
-    print(summarize(config.out_dir))
+    if not config.kafka_mode:
+        print(summarize(config.out_dir))
 
 
 if __name__ == "__main__":

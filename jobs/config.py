@@ -26,6 +26,19 @@ class JobConfig:
     parallelism: int = 1
     policy: str = "rules"
     shadow_policy: str | None = None
+    # Kafka mode (on when bootstrap_servers is set)
+    bootstrap_servers: str | None = None
+    group_id: str = "streaming-agent"
+    topic_pattern: str = r"cdc\..*|risk\.order_threshold_breach"
+    startup_mode: str = "earliest-offset"
+    checkpoint_interval_ms: int = 2_000
+    checkpoint_dir: str | None = None
+    from_checkpoint: str | None = None
+    jars: tuple[str, ...] = ()
+
+    @property
+    def kafka_mode(self) -> bool:
+        return bool(self.bootstrap_servers)
 
     @property
     def state(self) -> Path:

@@ -236,7 +236,7 @@ class LlmPolicy:
         self.session = session or requests.Session()
         self.rules = RulePolicy()
         self.system = system_prompt(self.contract)
-        self.failures: Counter[str] = Counter()  # by kind, for logs and tests
+        self.failures: Counter[str] = Counter()  # rejected answers by kind; drained into a metric
 
     def wants(self, env: Envelope) -> bool:
         """The rule policy's pre-check. The LLM is asked only about envelopes the contract could act on

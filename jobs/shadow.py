@@ -100,10 +100,19 @@ def report(records: Iterable[dict[str, Any]], examples: int = 5) -> str:
     if s["examples"]:
         lines.append(f"disagreements (first {len(s['examples'])} of {s['envelopes'] - s['agree']}):")
     for r in s["examples"]:
-        lines.append(f"  {r['idempotency_key']} {r['topic']}: live {r['live'] or '[]'} {r['live_args']} | "
-                     f"candidate {r['candidate'] or '[]'} {r['candidate_args']}"
-                     + (f" | error: {r['candidate_error']}" if r.get("candidate_error") else ""))
+        lines.append(f"  {r['idempotency_key']} {r['topic']}"
+                     + (f" (live {r['live_outcome']})" if r.get("live_outcome") else ""))
+        lines.append(f"    live:      {_calls(r['live'], r['live_args'])}")
+        lines.append(f"    candidate: {_calls(r['candidate'], r['candidate_args'])}"
+                     + (f"  error: {r['candidate_error']}" if r.get("candidate_error") else ""))
     return "\n".join(lines)
+
+
+def _calls(tools: list[str], args: list[dict[str, Any]]) -> str:
+    """`Tool(target=...)` per action: the arguments agreement is decided on (full args: --json)."""
+    def one(tool: str, a: dict[str, Any]) -> str:
+        return f"{tool}(" + ", ".join(f"{k}={a[k]}" for k in TARGET_ARGS if a.get(k) is not None) + ")"
+    return ", ".join(one(t, a) for t, a in zip(tools, args)) or "nothing"
 
 
 def main(argv: list[str] | None = None) -> int:

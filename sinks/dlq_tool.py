@@ -12,7 +12,7 @@ Input: `--dlq FILE` (dlq.jsonl of file mode), or `--bootstrap-servers B [--topic
 (read_committed, from the beginning until idle, no consumer group). Records are numbered from
 1 in the order read. Output of `replay`: `--to-file FILE` (JSON Lines, one envelope per line,
 `-` for stdout), else Kafka (`--bootstrap-servers`): topic = the envelope's topic, key = its key,
-value = its payload (JSON, or schemaless Avro for Avro inputs of the contract), timestamp = ts_ms.
+value = its payload (JSON, or schemaless Avro for Avro inputs of the contract), header ts_ms = ts_ms.
 
 A replayed envelope keeps topic, key and ts_ms, hence its idempotency key: the job's dedup and
 the sink's outbox make sure nothing runs twice however often it is replayed. Its old
@@ -263,6 +263,15 @@ def _pii_not_tokens(value: Any, contract: Contract, prefix: str = "") -> list[st
 
 
 # -- deciding --------------------------------------------------------------------
+def _field_types(env: dict[str, Any]) -> dict[str, bool]:
+    """Whether each envelope field has the type the gate expects."""
+    ts = env.get("ts_ms")
+    return {"topic": isinstance(env.get("topic"), str), "schema": isinstance(env.get("schema"), str),
+            "ts_ms": isinstance(ts, int) and not isinstance(ts, bool) and ts >= 0,
+            "key": env.get("key") is None or isinstance(env.get("key"), str),
+            "payload": env.get("payload") is None or isinstance(env.get("payload"), dict)}
+
+
 def replay_problems(entry: Entry, envelope: Any, fixed: bool, contract: Contract, as_is: bool = False) -> list[str]:
     """Why `envelope` (the entry's envelope after fixes) must not be replayed; [] when it may."""
     if entry.record is None:
@@ -280,13 +289,7 @@ def replay_problems(entry: Entry, envelope: Any, fixed: bool, contract: Contract
     missing = [f for f in ENVELOPE_FIELDS if f not in envelope]
     if missing:
         problems.append(f"envelope lacks field(s) {', '.join(missing)}: add them with --set")
-    wrong = [n for n, ok in (("topic", isinstance(envelope.get("topic"), str)),
-                             ("schema", isinstance(envelope.get("schema"), str)),
-                             ("ts_ms", isinstance(envelope.get("ts_ms"), int) and not isinstance(envelope.get("ts_ms"), bool)
-                              and envelope.get("ts_ms", -1) >= 0),
-                             ("key", envelope.get("key") is None or isinstance(envelope.get("key"), str)),
-                             ("payload", envelope.get("payload") is None or isinstance(envelope.get("payload"), dict)))
-             if n in envelope and not ok]
+    wrong = [name for name, ok in _field_types(envelope).items() if name in envelope and not ok]
     if wrong:
         problems.append(f"envelope field(s) of the wrong type: {', '.join(wrong)}")
     if not missing and not wrong:
@@ -307,7 +310,8 @@ def replay_problems(entry: Entry, envelope: Any, fixed: bool, contract: Contract
         problems.append(f"PII field(s) {', '.join(not_tokens)} hold something other than a token "
                         f"(pattern {contract.governance.token_pattern})")
     if entry.reason in GATE_REASONS and not fixed and not as_is and not problems:
-        problems.append(f"rejected by the contract gate ({entry.reason}: {_short(entry.record.get('error', ''), 100)}); "
+        error = _short(entry.record.get("error", ""), 100)
+        problems.append(f"rejected by the contract gate ({entry.reason}: {error}); "
                         "replayed unchanged it would be rejected again: fix it with --set/--unset, or pass "
                         "--as-is if the contract has changed since")
     return problems
@@ -392,7 +396,7 @@ class KafkaRecord:
 
 
 def kafka_record(envelope: dict[str, Any], contract: Contract) -> KafkaRecord:
-    """The envelope as the Kafka record it stands for: key = key, value = payload, timestamp = ts_ms.
+    """The envelope as the Kafka record it stands for: key = key, value = payload, header ts_ms = ts_ms.
 
     The payload is JSON for Debezium-JSON inputs and schemaless Avro (the pinned schema) for
     Avro inputs; a null payload (a tombstone) is a null value.
@@ -411,7 +415,7 @@ def kafka_record(envelope: dict[str, Any], contract: Contract) -> KafkaRecord:
         value = buf.getvalue()
     else:
         value = to_json(payload).encode("utf-8")
-    headers = [("schema", str(envelope["schema"]).encode())]
+    headers = [("schema", str(envelope["schema"]).encode()), ("ts_ms", str(int(envelope["ts_ms"])).encode())]
     if envelope.get("sensitivity"):
         headers.append(("sensitivity", str(envelope["sensitivity"]).encode()))
     key = envelope.get("key")
@@ -430,8 +434,9 @@ def send_kafka(plan: ReplayPlan, producer: Any, contract: Contract) -> int:
     futures = []
     for r in plan.replays:
         rec = kafka_record(r.envelope, contract)
-        futures.append(producer.send(rec.topic, key=rec.key, value=rec.value, timestamp_ms=rec.timestamp_ms,
-                                     headers=rec.headers))
+        # Event time travels in the ts_ms header (and Debezium's source.ts_ms); the record timestamp
+        # stays produce time, or retention would delete replays of old events.
+        futures.append(producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers))
     producer.flush()
     failed = [f for f in futures if f is not None and f.failed()]
     if failed:
@@ -538,7 +543,11 @@ def _entries(a: argparse.Namespace) -> list[Entry]:
 def main(argv: list[str] | None = None, stdout: Any = None, stderr: Any = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     a = _defaults(build_parser().parse_args(argv))
-    entries = _entries(a)
+    try:
+        entries = _entries(a)
+    except (OSError, LookupError) as x:
+        print(f"cannot read the DLQ: {x}", file=err)
+        return 2
     if a.command == "list":
         for e in entries:
             print(list_line(e), file=out)
@@ -595,17 +604,23 @@ def _replay(a: argparse.Namespace, entries: list[Entry], out: Any, err: Any) -> 
             with open(a.to_file, "w", encoding="utf-8") as f:
                 write_file(plan, f)
         else:
-            producer = kafka_producer(a.bootstrap_servers)
             try:
-                send_kafka(plan, producer, contract)
-            finally:
-                producer.close()
+                producer = kafka_producer(a.bootstrap_servers)
+                try:
+                    send_kafka(plan, producer, contract)
+                finally:
+                    producer.close()
+            except Exception as x:  # noqa: BLE001 - report, do not dump a traceback on the operator
+                print(f"replay to Kafka failed: {type(x).__name__}: {x} (replays are idempotent: "
+                      "running the same command again is safe)", file=err)
+                return 1
     target = a.to_file or (f"Kafka {a.bootstrap_servers}" if a.bootstrap_servers else "-")
     for r in plan.replays:
         print(f"{verb} #{r.entry.index} ({r.entry.reason}) {r.envelope['topic']}@{r.envelope['schema']} "
               f"key={r.envelope.get('key')} {r.idempotency_key} -> {target}", file=err)
-    print(f"{len(plan.replays)} replayed, {len(plan.duplicates)} duplicate(s) skipped, "
-          f"{len(plan.refused)} refused", file=err)
+    done = "to replay" if a.dry_run else "replayed"
+    print(f"{len(plan.replays)} {done}, {len(plan.duplicates)} duplicate(s) skipped, {len(plan.refused)} refused",
+          file=err)
     return 1 if plan.refused else 0
 
 

@@ -15,9 +15,11 @@ from sinks.record_handler import Message
 
 class KafkaSource:
     def __init__(self, bootstrap_servers: str, topic: str, group_id: str, **config: Any) -> None:
+        # a short session: a crashed sink's partitions move to its replacement in ~10 s, not 45
+        settings: dict[str, Any] = {"session_timeout_ms": 10000, "heartbeat_interval_ms": 3000, **config}
         self.consumer = KafkaConsumer(
             topic, bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False,
-            isolation_level="read_committed", auto_offset_reset="earliest", **config)
+            isolation_level="read_committed", auto_offset_reset="earliest", **settings)
 
     def assigned(self) -> bool:
         return bool(self.consumer.assignment())

@@ -55,7 +55,18 @@ class Outbox(Protocol):
     def update(self, tool: str, idempotency_key: str, state: str, *, receipt: ToolReceipt | None = None,
                error: str | None = None, compensation: ToolReceipt | None = None,
                attempt: bool = False) -> bool: ...
+    def reopen(self, tool: str, idempotency_key: str) -> bool:
+        """Operator action: put a failed, degraded or skipped row back to pending so the next
+        delivery of its plan executes it (with the same key, so an in-doubt call is settled by
+        the tool's replay). Receipted and compensated rows stay as they are."""
+        count, _ = self._run(
+            "UPDATE outbox SET state='pending', error=NULL, updated_ms=?"
+            " WHERE tool=? AND idempotency_key=? AND state IN ('failed','degraded','skipped')",
+            (_now(), tool, idempotency_key))
+        return count == 1
+
     def note(self, tool: str, idempotency_key: str, error: str) -> None: ...
+    def reopen(self, tool: str, idempotency_key: str) -> bool: ...
     def rows(self) -> list[OutboxRow]: ...
     def close(self) -> None: ...
 
@@ -104,6 +115,16 @@ class SqlOutbox:
             (state, receipt.model_dump_json() if receipt else None, error,
              compensation.model_dump_json() if compensation else None, 1 if attempt else 0, _now(),
              tool, idempotency_key, *allowed))
+        return count == 1
+
+    def reopen(self, tool: str, idempotency_key: str) -> bool:
+        """Operator action: put a failed, degraded or skipped row back to pending so the next
+        delivery of its plan executes it (with the same key, so an in-doubt call is settled by
+        the tool's replay). Receipted and compensated rows stay as they are."""
+        count, _ = self._run(
+            "UPDATE outbox SET state='pending', error=NULL, updated_ms=?"
+            " WHERE tool=? AND idempotency_key=? AND state IN ('failed','degraded','skipped')",
+            (_now(), tool, idempotency_key))
         return count == 1
 
     def note(self, tool: str, idempotency_key: str, error: str) -> None:

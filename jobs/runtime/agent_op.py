@@ -58,6 +58,7 @@ class AgentFunction(EventTimeOrderedFunction):
         pos = records.position_of(env, item.derived)
         decision, accepted = self.stage.decide(env, key, self.dedup, self.accepted.value() or [])
         self.accepted.update(accepted)
+        self._count_rejected_answers()
         if self.shadow is not None and decision.outcome in SHADOWED:
             # The candidate only proposes: no sink, no dedup mark, no rate-limit budget.
             yield OUT, ("shadow", shadow.shadow_record(self.shadow, env, key, self.contract, decision.response,
@@ -78,6 +79,15 @@ class AgentFunction(EventTimeOrderedFunction):
             yield OUT, records.dlq(pos, decision.reason, decision.error or "", records.governed_envelope(env),
                                    self.contract.name, idempotency_key=key)
         yield OUT, records.trace(pos, decision.outcome, key, reason=decision.reason, derived=item.derived)
+
+    def _count_rejected_answers(self) -> None:
+        """A policy may keep a `failures` Counter by kind (the LLM policy does, fallback or not): drain it
+        into the metric agent.kind.<kind>.policy_answers_rejected."""
+        failures = getattr(self.stage.policy, "failures", None)
+        if failures:
+            for kind, n in failures.items():
+                self.metrics.inc("policy_answers_rejected", "kind", str(kind), n=n)
+            failures.clear()
 
     def on_late(self, item: Routed, watermark: int) -> Iterable[Any]:
         self.metrics.inc("late")

@@ -1,16 +1,23 @@
-"""Ingress: number the lines, run the contract gate, flag late records, route the rest."""
+"""Ingress: run the contract gate, flag late records, route the rest.
+
+`FileIngressFunction` numbers the lines of a file (parallelism 1 after the
+file source); `KafkaIngressFunction` builds envelopes from Kafka rows and is
+chained to the Kafka source, one instance per group of partitions.
+"""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Hashable, Iterable
 
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
+from contracts import records
 from contracts.contract import load_contract
 from contracts.idempotency import idempotency_key
 from contracts.outcomes import Outcome, Reason
-from contracts import records
+from contracts.records import Position
 from jobs.config import JobConfig
-from jobs.gate import Gate
+from jobs.gate import Gate, GateResult
+from jobs.kafka_records import envelope_from_kafka
 from jobs.lateness import PartitionLateness
 from jobs.routing import route
 from jobs.runtime.metrics import Counters
@@ -18,8 +25,6 @@ from jobs.runtime.tags import OUT
 
 
 class IngressFunction(ProcessFunction):
-    """Runs at parallelism 1 after a file source, so line numbers and lateness are exact."""
-
     def __init__(self, config: JobConfig) -> None:
         self.config = config
 
@@ -28,15 +33,9 @@ class IngressFunction(ProcessFunction):
         self.gate = Gate(self.contract)
         self.policy = self.config.load_policy()
         self.lateness = PartitionLateness(self.config.max_out_of_orderness_ms)
-        self.line_no = 0
         self.metrics = Counters(runtime_context, "agent")
 
-    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
-        self.line_no += 1
-        yield from self.handle(value, self.line_no, split="file")
-
-    def handle(self, line: str | bytes, offset: int, split: Any, partition: int = 0) -> Iterable[Any]:
-        res = self.gate.check(line, offset=offset, partition=partition)
+    def handle(self, res: GateResult, split: Hashable) -> Iterable[Any]:
         pos = res.position
         self.metrics.inc("envelopes_in", "topic", str(pos.topic))
         if res.outcome == "dlq":
@@ -61,3 +60,30 @@ class IngressFunction(ProcessFunction):
             yield OUT, records.trace(pos, Outcome.NO_ACTION, key)
         if routed is not None:
             yield routed
+
+
+class FileIngressFunction(IngressFunction):
+    """Runs at parallelism 1 right after the file source, so line numbers and lateness are exact."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self.line_no = 0
+
+    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
+        self.line_no += 1
+        yield from self.handle(self.gate.check(value, offset=self.line_no), split="file")
+
+
+class KafkaIngressFunction(IngressFunction):
+    """Input rows: (k, v, topic, partition, offset, headers); event time is the row's timestamp."""
+
+    def process_element(self, row: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
+        k, v, topic, partition, offset, headers = row[0], row[1], row[2], row[3], row[4], row[5]
+        ts = ctx.timestamp()
+        obj, error = envelope_from_kafka(self.contract, topic, partition, offset, k, v, ts, headers)
+        if obj is None:
+            key = k.decode("utf-8", errors="replace") if k is not None else None
+            res = self.gate.malformed(v or b"", Position(topic, partition, offset, key, ts, None), error or "")
+        else:
+            res = self.gate.check_object(obj, offset, partition)
+        yield from self.handle(res, split=(topic, partition))

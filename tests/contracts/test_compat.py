@@ -124,7 +124,6 @@ def test_v2_breach_bytes_decode_as_v3_with_auto_hold_true():
 
 # -- JSON Schema (the Debezium order schema) -----------------------------------------------
 DBZ = load(DEBEZIUM_V2)
-ROW = ("$defs", "row")
 
 
 def row(s):

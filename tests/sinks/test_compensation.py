@@ -112,3 +112,17 @@ def test_a_notice_cannot_be_unsent_and_says_so(outbox, sandbox):
     n, _ = result.outcomes
     assert n.status == "executed" and n.error == "SendNotice cannot be compensated"
     assert sorted(d["reason"] for d in _records(result)["dlq"]) == ["tool_failed", "tool_failed"]
+
+
+def test_an_operator_can_reopen_a_failed_action(outbox, sandbox):
+    sandbox.faults(fail_paths={"/tickets": 503})
+    ex = make_executor(outbox, sandbox, retry=RetryPolicy(max_attempts=2, base_delay_s=0.01))
+    [o] = ex.execute_plan([ticket("k1")], "env/0/1").outcomes
+    assert o.status == "failed"
+    sandbox.faults(reset=True)
+    assert outbox.reopen("CreateTicket", "k1")
+    assert not outbox.reopen("CreateTicket", "k1")  # only settled failures reopen
+    [again] = ex.execute_plan([ticket("k1")], "env/0/1").outcomes
+    assert again.status == "executed" and again.new_receipt
+    assert not outbox.reopen("CreateTicket", "k1")  # a receipt is final
+    assert effects(sandbox.ledger()) == [("ticket.create", "k1")]

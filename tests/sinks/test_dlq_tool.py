@@ -39,7 +39,8 @@ def governed_dlq(env_dict: dict, reason: Reason, offset: int, tool: str | None =
     key = idempotency_key(env.topic, env.key, env.ts_ms)
     action = None
     if tool == "SendNotice":
-        action = Action(tool="SendNotice", idempotency_key=key, args={"account_id": "a", "template": "vip-order-received"})
+        action = Action(tool="SendNotice", idempotency_key=key,
+                        args={"account_id": "a", "template": "vip-order-received"})
     elif tool == "PlacePaymentHold":
         action = Action(tool="PlacePaymentHold", idempotency_key=key, args={"order_id": "o3", "reason": "r"})
     elif tool == "CreateTicket":
@@ -206,6 +207,7 @@ def test_governed_records_replay_as_is_one_envelope_per_key(entries):
     assert [r.entry.index for r in plan.replays] == [3, 5]
     assert [(e.index, kept) for e, kept in plan.duplicates] == [(4, 3), (10, 5)]
     breach = plan.replays[0].envelope
+    assert plan.replays[0].entry.envelope["offset"] == 3 and "offset" not in breach and "partition" not in breach
     assert breach["topic"] == BREACH["topic"] and breach["key"] == BREACH["key"] and breach["ts_ms"] == BREACH["ts_ms"]
     assert plan.replays[0].idempotency_key == plan.replays[0].entry.idempotency_key
     assert GATE.check(t.to_line(breach), 1).outcome == "pass"
@@ -248,7 +250,8 @@ def test_missing_and_mistyped_envelope_fields():
 
 # -- writing ----------------------------------------------------------------------------------
 def test_to_json_keeps_decimal_text_and_unicode():
-    assert t.to_json({"a": Decimal("1200.00"), "b": [1, None, True], "c": "é"}) == '{"a":1200.00,"b":[1,null,true],"c":"é"}'
+    got = t.to_json({"a": Decimal("1200.00"), "b": [1, None, True], "c": "é"})
+    assert got == '{"a":1200.00,"b":[1,null,true],"c":"é"}'
     with pytest.raises(ValueError):
         t.to_json(Decimal("NaN"))
 
@@ -256,7 +259,7 @@ def test_to_json_keeps_decimal_text_and_unicode():
 def test_kafka_record_of_a_cdc_envelope_is_its_payload_json():
     env = t.replay_envelope({**VIP_ENV, "partition": 3, "offset": 9, "sensitivity": "Internal"})
     rec = t.kafka_record(env, CONTRACT)
-    assert rec.topic == "cdc.public.orders" and rec.key == VIP_ENV["key"].encode() and rec.timestamp_ms == VIP_ENV["ts_ms"]
+    assert (rec.topic, rec.key, rec.timestamp_ms) == ("cdc.public.orders", VIP_ENV["key"].encode(), VIP_ENV["ts_ms"])
     assert json.loads(rec.value) == VIP_ENV["payload"]
     assert ("schema", b"v2") in rec.headers and ("sensitivity", b"Internal") in rec.headers
     tomb = t.kafka_record({**VIP_ENV, "payload": None}, CONTRACT)
@@ -291,13 +294,14 @@ class FakeProducer:
         self.flushed = True
 
 
-def test_send_kafka_sends_each_replay_with_key_value_timestamp(entries):
+def test_send_kafka_sends_each_replay_with_key_value_event_time_header(entries):
     plan = plan_for(entries, [3, 4, 5])
     p = FakeProducer()
     assert t.send_kafka(plan, p, CONTRACT) == 2 and p.flushed
-    assert [(topic, kw["key"], kw["timestamp_ms"]) for topic, kw in p.sent] == [
-        ("risk.order_threshold_breach", b"acct-r", BREACH["ts_ms"]),
-        ("cdc.public.orders", VIP_ENV["key"].encode(), VIP_ENV["ts_ms"])]
+    assert [(topic, kw["key"], dict(kw["headers"])["ts_ms"]) for topic, kw in p.sent] == [
+        ("risk.order_threshold_breach", b"acct-r", str(BREACH["ts_ms"]).encode()),
+        ("cdc.public.orders", VIP_ENV["key"].encode(), str(VIP_ENV["ts_ms"]).encode())]
+    assert all("timestamp_ms" not in kw for _, kw in p.sent), "record timestamps stay produce time"
     with pytest.raises(RuntimeError, match="1 replay send"):
         t.send_kafka(plan_for(entries, [5]), FakeProducer(ok=False), CONTRACT)
 
@@ -366,7 +370,8 @@ def test_cli_list_count_show(dlq_file):
     rc, out, _ = cli("list", "--dlq", dlq_file)
     assert rc == 0 and len(out.splitlines()) == 10 and out.splitlines()[4].split()[:2] == ["5", "late"]
     rc, out, _ = cli("--dlq", dlq_file, "count")  # input options before or after the command
-    assert rc == 0 and out.splitlines()[0].split() == ["rate_limited", "2"] and out.splitlines()[-1].split() == ["total", "10"]
+    rows = [r.split() for r in out.splitlines()]
+    assert rc == 0 and rows[0] == ["rate_limited", "2"] and rows[-1] == ["total", "10"]
     rc, out, _ = cli("show", "2", "--dlq", dlq_file)
     assert rc == 0 and json.loads(out)["reason"] == "pii_not_tokenized" and RAW_EMAIL not in out
     rc, _, err = cli("show", "42", "--dlq", dlq_file)
@@ -403,3 +408,127 @@ def test_cli_replay_usage_errors(dlq_file):
     assert cli("replay", "--dlq", dlq_file, "--all", "--set", "oops", "--to-file", "x")[0] == 2
     with pytest.raises(SystemExit):
         cli("list")  # neither --dlq nor --bootstrap-servers
+    rc, _, err = cli("list", "--dlq", dlq_file.parent / "missing.jsonl")
+    assert rc == 2 and "cannot read the DLQ" in err
+
+
+# -- against a real broker (skipped without one) --------------------------------------------------
+def _bootstrap() -> str | None:
+    import os
+
+    from tests.sinks.conftest import REPO
+
+    env_file = REPO / ".infra" / "run" / "kafka.env"
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    if env_file.exists():
+        for row in env_file.read_text().splitlines():
+            k, _, v = row.partition("=")
+            if k.strip() == "BOOTSTRAP" and v.strip():
+                return v.strip()
+    return None
+
+
+@pytest.fixture(scope="module")
+def kafka_bootstrap() -> str:
+    import socket
+
+    servers = _bootstrap()
+    if not servers:
+        pytest.skip("no Kafka broker configured (KAFKA_BOOTSTRAP_SERVERS or .infra/run/kafka.env)")
+    host, _, port = servers.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host or "localhost", int(port)), timeout=3).close()
+    except OSError:
+        pytest.skip(f"Kafka broker {servers} is not reachable")
+    return servers
+
+
+@pytest.mark.kafka
+def test_kafka_round_trip_reads_committed_dlq_records_and_replays_to_the_envelope_topics(kafka_bootstrap, tmp_path):
+    """DLQ records in a topic (one committed transaction, one aborted) -> list -> replay -> envelope topics."""
+    import subprocess
+    import sys
+    import uuid
+
+    import yaml
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from contracts.contract import CONTRACTS_DIR
+    from tests.sinks.conftest import REPO
+
+    u = uuid.uuid4().hex[:10]
+    dlq_topic, orders, breaches = f"dlqtest-{u}.dlq", f"dlqtest-{u}.orders", f"dlqtest-{u}.breach"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(n, num_partitions=p, replication_factor=1)
+                             for n, p in ((dlq_topic, 2), (orders, 1), (breaches, 1))])
+    finally:
+        admin.close()
+    # a contract whose inputs are this test's topics, so the shared cdc/risk topics stay untouched
+    c = yaml.safe_load((CONTRACTS_DIR / "streaming_agent_v1.yaml").read_text())
+    c["inputs"] = [{**c["inputs"][0], "topic": breaches}, {**c["inputs"][1], "topic": orders}]
+    c["output"]["tools_by_input"] = {f"{breaches}@v3": ["CreateTicket", "PlacePaymentHold"],
+                                     f"{orders}@v2": ["SendNotice"]}
+    contract_path = tmp_path / "c.yaml"
+    contract_path.write_text(yaml.safe_dump(c))
+    (tmp_path / "schemas").symlink_to(CONTRACTS_DIR / "schemas")
+    contract = load_contract(contract_path)
+    gate = Gate(contract)
+
+    def dlq_record(env, reason, tool):
+        res = gate.check(line(env), 1)
+        assert res.outcome == "pass", res
+        key = idempotency_key(res.envelope.topic, res.envelope.key, res.envelope.ts_ms)
+        action = Action(tool=tool, idempotency_key=key, args={"account_id": "a", "template": "t"}
+                        if tool == "SendNotice" else {"order_id": "o3", "reason": "r"})
+        return records.dlq(records.position_of(res.envelope), reason, "over the limit",
+                           records.governed_envelope(res.envelope), contract.name, idempotency_key=key,
+                           action=action)[1]
+
+    vip = {**VIP_ENV, "topic": orders}
+    breach = {**BREACH, "topic": breaches}
+    committed = [dlq_record(vip, Reason.RATE_LIMITED, "SendNotice"),
+                 dlq_record(breach, Reason.RATE_LIMITED, "PlacePaymentHold")]
+    aborted = dlq_record({**vip, "ts_ms": vip["ts_ms"] + 1}, Reason.RATE_LIMITED, "SendNotice")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"dlqtest-{u}",
+                             value_serializer=lambda v: json.dumps(v).encode())
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        for n, rec in enumerate(committed):
+            producer.send(dlq_topic, value=rec, partition=n % 2)
+        producer.commit_transaction()
+        producer.begin_transaction()
+        producer.send(dlq_topic, value=aborted, partition=0)
+        producer.flush()
+        producer.abort_transaction()
+    finally:
+        producer.close()
+
+    def tool(*args):
+        return subprocess.run([sys.executable, "-m", "sinks.dlq_tool", *args, "--bootstrap-servers", kafka_bootstrap,
+                               "--topic", dlq_topic, "--idle-ms", "5000"], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+
+    listed = tool("list")
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == 2, listed.stdout  # the aborted record is not read
+    replayed = tool("replay", "--reason", "rate_limited", "--contract", str(contract_path))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "2 replayed" in replayed.stderr
+
+    consumer = KafkaConsumer(orders, breaches, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=5_000)
+    try:
+        got = {r.topic: r for r in consumer}
+    finally:
+        consumer.close()
+    assert set(got) == {orders, breaches}
+    o = got[orders]
+    assert o.key == vip["key"].encode() and ("ts_ms", str(vip["ts_ms"]).encode()) in o.headers
+    assert json.loads(o.value)["after"]["order_id"] == "o-vip" and ("schema", b"v2") in o.headers
+    b = got[breaches]
+    assert b.key == b"acct-r" and ("ts_ms", str(BREACH["ts_ms"]).encode()) in b.headers
+    assert fastavro.schemaless_reader(io.BytesIO(b.value), parsed_schema(), parsed_schema()) == BREACH["payload"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from tests.sinks.conftest import REPO
 from tests.sinks.fakes import action_value
-from tests.sinks.helpers import effects, hold, notice, ticket
+from tests.sinks.helpers import effects, hold, notice, ticket, wait_until
 
 pytestmark = pytest.mark.kafka
 OUTPUTS = ("agent.receipts", "agent.responses", "ops.agent_dlq", "agent.traces")
@@ -63,10 +64,14 @@ def _ensure_topics(servers: str, names: list[str]) -> None:
         admin.close()
 
 
+def _sink_cmd(servers: str, topic: str, group: str, sandbox, state: Path) -> list[str]:
+    return [sys.executable, "-m", "sinks.action_sink", "--bootstrap-servers", servers, "--topic", topic,
+            "--group-id", group, "--tools-url", sandbox.url, "--state", str(state), "--max-in-flight", "10",
+            "--exit-when-idle-s", "5"]
+
+
 def _run_sink(servers: str, topic: str, group: str, sandbox, state: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "sinks.action_sink", "--bootstrap-servers", servers,
-                           "--topic", topic, "--group-id", group, "--tools-url", sandbox.url,
-                           "--state", str(state), "--max-in-flight", "10", "--exit-when-idle-s", "5"],
+    proc = subprocess.run(_sink_cmd(servers, topic, group, sandbox, state),
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -87,20 +92,26 @@ def _read(servers: str, keys: set[str]) -> dict[str, list[dict]]:
     return got
 
 
+def _produce(servers: str, topic: str, values: list[tuple[str, bytes]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=servers)
+    for key, value in values:
+        producer.send(topic, key=key.encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
 def test_sink_process_executes_once_and_commits_after_outputs(kafka_bootstrap, sandbox, tmp_path):
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaConsumer
     from kafka.structs import TopicPartition
 
     run = uuid.uuid4().hex[:8]
     topic, group = f"agent.actions.test-{run}", f"sink-test-{run}"
     keys = [f"idem-{run}-{i}" for i in range(3)]
     _ensure_topics(kafka_bootstrap, [topic, *OUTPUTS])
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     plans = [[ticket(keys[0], f"o-{run}"), hold(keys[0], f"o-{run}")], [notice(keys[1])], [notice(keys[2])]]
-    for i, plan in enumerate(plans):
-        producer.send(topic, key=keys[i].encode(), value=action_value(keys[i], plan, i))
-    producer.flush()
-    producer.close()
+    _produce(kafka_bootstrap, topic, [(keys[i], action_value(keys[i], plan, i)) for i, plan in enumerate(plans)])
 
     stats = _run_sink(kafka_bootstrap, topic, group, sandbox, tmp_path / "state")
     assert stats["records"] == 3
@@ -119,3 +130,27 @@ def test_sink_process_executes_once_and_commits_after_outputs(kafka_bootstrap, s
     assert _run_sink(kafka_bootstrap, topic, group, sandbox, tmp_path / "state")["records"] == 0
     assert _run_sink(kafka_bootstrap, topic, group + "-replay", sandbox, tmp_path / "state")["records"] == 3
     assert sandbox.ledger() == ledger
+
+
+def test_sink_process_killed_mid_batch_resumes_without_second_effects(kafka_bootstrap, sandbox, tmp_path):
+    run = uuid.uuid4().hex[:8]
+    topic, group = f"agent.actions.crash-{run}", f"sink-crash-{run}"
+    keys = [f"idem-{run}-{i}" for i in range(12)]
+    _ensure_topics(kafka_bootstrap, [topic, *OUTPUTS])
+    _produce(kafka_bootstrap, topic, [(k, action_value(k, [ticket(k, f"o-{k}")], i)) for i, k in enumerate(keys)])
+    sandbox.faults(latency_ms=200)  # slow enough to be killed mid-batch
+
+    proc = subprocess.Popen(_sink_cmd(kafka_bootstrap, topic, group, sandbox, tmp_path / "state"), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: len(sandbox.ledger()) >= 3, "the sink to call the tool", timeout_s=120)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert len(sandbox.ledger()) < len(keys)  # killed before the batch was done and committed
+
+    sandbox.faults(reset=True)
+    stats = _run_sink(kafka_bootstrap, topic, group, sandbox, tmp_path / "state")
+    assert stats["records"] == len(keys)  # the uncommitted batch came back whole
+    assert sorted(effects(sandbox.settled())) == sorted(("ticket.create", k) for k in keys)
+    out = _read(kafka_bootstrap, set(keys))
+    assert {t["idempotency_key"] for t in out["agent.traces"]} == set(keys)
+    assert {r["idempotency_key"] for r in out["agent.receipts"]} == set(keys)

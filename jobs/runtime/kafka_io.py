@@ -1,0 +1,100 @@
+"""Kafka source and sinks of the job, through Flink's Kafka SQL connector.
+
+The source is a Table API Kafka table (raw key/value, metadata columns for
+topic, partition, offset, timestamp, headers) converted to a DataStream, so
+that tombstones arrive as NULL values and watermarks are generated per
+partition (with idleness) inside the source. Outputs go to one Kafka table per
+topic with exactly-once delivery (transactional producer, committed on
+checkpoints); consumers read them with isolation.level=read_committed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream
+from pyflink.table import StatementSet, StreamTableEnvironment
+
+from jobs.config import JobConfig
+from jobs.kafka_records import ORIGIN, ORIGIN_HEADER, OUTPUT_TOPICS, output_record
+
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+OUTPUT_ROW = Types.ROW_NAMED(["topic", "k", "v", "headers"],
+                             [Types.STRING(), Types.STRING(), BYTES, Types.MAP(Types.STRING(), BYTES)])
+
+
+def _common(config: JobConfig) -> str:
+    return (f"'connector' = 'kafka', 'properties.bootstrap.servers' = '{config.bootstrap_servers}', "
+            "'key.format' = 'raw', 'key.fields' = 'k', 'value.format' = 'raw', "
+            "'value.fields-include' = 'EXCEPT_KEY'")
+
+
+def source_stream(t_env: StreamTableEnvironment, config: JobConfig) -> DataStream:
+    """Rows (k, v, topic, partition, offset, headers) with event-time timestamps and per-partition watermarks."""
+    bound_s = (config.max_out_of_orderness_ms + 1) / 1000.0  # watermark = max - bound - 1 ms
+    # Event time: the `ts_ms` header when a producer of ours set it (scenario loader, DLQ replays,
+    # our breaches), else Debezium's source.ts_ms; a tombstone has only its record time; an
+    # undecodable value gets 0 so it never moves the watermark. Never later than the record
+    # timestamp, so a bogus value cannot push the watermark into the future.
+    # CAST(v AS STRING) rather than DECODE(): DECODE does not compile inside a watermark generator.
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE agent_inputs (
+          k BYTES,
+          v BYTES,
+          `topic` STRING METADATA VIRTUAL,
+          `partition` INT METADATA VIRTUAL,
+          `offset` BIGINT METADATA VIRTUAL,
+          `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+          `headers` MAP<STRING, BYTES> METADATA VIRTUAL,
+          event_ts AS LEAST(kafka_ts, COALESCE(
+            TO_TIMESTAMP_LTZ(TRY_CAST(CAST(`headers`['ts_ms'] AS STRING) AS BIGINT), 3),
+            TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.source.ts_ms') AS BIGINT), 3),
+            CASE WHEN v IS NULL THEN kafka_ts ELSE TO_TIMESTAMP_LTZ(0, 3) END)),
+          WATERMARK FOR event_ts AS event_ts - INTERVAL '{bound_s:.3f}' SECOND
+        ) WITH (
+          {_common(config)},
+          'topic-pattern' = '{config.topic_pattern}',
+          'properties.group.id' = '{config.group_id}',
+          'properties.isolation.level' = 'read_committed',
+          'properties.auto.offset.reset' = 'earliest',
+          'scan.startup.mode' = '{config.startup_mode}',
+          'scan.topic-partition-discovery.interval' = '10 s'
+        )""")
+    table = t_env.sql_query(f"""
+        SELECT k, v, `topic`, `partition`, `offset`, `headers`, event_ts FROM agent_inputs
+        WHERE `headers`['{ORIGIN_HEADER}'] IS NULL
+           OR CAST(`headers`['{ORIGIN_HEADER}'] AS STRING) <> '{ORIGIN}'""")
+    return t_env.to_data_stream(table)
+
+
+def to_output_row(value: tuple[str, dict[str, Any]]) -> Row:
+    kind, record = value
+    topic, key, payload, ts = output_record(kind, record)
+    headers = {ORIGIN_HEADER: ORIGIN.encode()}
+    if ts is not None:
+        headers["ts_ms"] = str(ts).encode()  # event time travels in a header, never as the record timestamp
+    return Row(topic, key, payload, headers)
+
+
+def add_sinks(t_env: StreamTableEnvironment, statements: StatementSet, outputs: DataStream,
+              config: JobConfig, kinds: tuple[str, ...]) -> None:
+    """One exactly-once Kafka table per output topic, fed from the tagged output stream."""
+    rows = outputs.map(to_output_row, output_type=OUTPUT_ROW).name("to-kafka-records")
+    t_env.create_temporary_view("agent_outputs", t_env.from_data_stream(rows))
+    for kind in kinds:
+        topic = OUTPUT_TOPICS[kind]
+        name = "out_" + kind
+        t_env.execute_sql(f"""
+            CREATE TEMPORARY TABLE {name} (
+              k STRING, v BYTES,
+              `headers` MAP<STRING, BYTES> METADATA
+            ) WITH (
+              {_common(config)},
+              'topic' = '{topic}',
+              'sink.delivery-guarantee' = 'exactly-once',
+              'sink.transactional-id-prefix' = '{config.group_id}-{kind}',
+              'properties.transaction.timeout.ms' = '900000'
+            )""")
+        statements.add_insert_sql(
+            f"INSERT INTO {name} SELECT k, v, `headers` "
+            f"FROM agent_outputs WHERE `topic` = '{topic}'")
