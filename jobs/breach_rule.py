@@ -17,7 +17,11 @@ QUALIFYING_OPS = ("c", "r", "u")
 
 @dataclass(frozen=True, order=True)
 class QualifyingOrder:
-    """An order image at or above the threshold; ordered as the rule processes them."""
+    """An order image at or above the threshold; ordered as the rule processes them.
+
+    When one order has several qualifying images at the same first event time, the one with the
+    larger amount counts (the operator's tie-break), so totals never depend on arrival order.
+    """
 
     ts_ms: int
     order_id: str

@@ -180,7 +180,7 @@ class ActionExecutor:
         for o in reversed(done):
             if o.receipt is None or o.status not in ("executed", "replayed"):
                 continue
-            receipt = o.receipt
+            receipt, known = o.receipt, o.error
             try:
                 comp = self._with_retries(lambda: compensate_tool(self.client, o.action, receipt))
             except (PermanentToolError, TransientToolError) as e:
@@ -189,8 +189,9 @@ class ActionExecutor:
                 if comp is None:
                     o.error = f"{o.action.tool} cannot be compensated"
             if comp is None:
-                o.fresh = True
-                self.outbox.note(o.action.tool, o.action.idempotency_key, o.error or "")
+                if o.error != known:  # news for the operator (a replay of the same plan reports nothing new)
+                    o.fresh = True
+                    self.outbox.note(o.action.tool, o.action.idempotency_key, o.error or "")
                 continue
             self.outbox.update(o.action.tool, o.action.idempotency_key, "compensated", compensation=comp)
             row = self.outbox.get(o.action.tool, o.action.idempotency_key)

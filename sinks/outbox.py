@@ -55,16 +55,6 @@ class Outbox(Protocol):
     def update(self, tool: str, idempotency_key: str, state: str, *, receipt: ToolReceipt | None = None,
                error: str | None = None, compensation: ToolReceipt | None = None,
                attempt: bool = False) -> bool: ...
-    def reopen(self, tool: str, idempotency_key: str) -> bool:
-        """Operator action: put a failed, degraded or skipped row back to pending so the next
-        delivery of its plan executes it (with the same key, so an in-doubt call is settled by
-        the tool's replay). Receipted and compensated rows stay as they are."""
-        count, _ = self._run(
-            "UPDATE outbox SET state='pending', error=NULL, updated_ms=?"
-            " WHERE tool=? AND idempotency_key=? AND state IN ('failed','degraded','skipped')",
-            (_now(), tool, idempotency_key))
-        return count == 1
-
     def note(self, tool: str, idempotency_key: str, error: str) -> None: ...
     def reopen(self, tool: str, idempotency_key: str) -> bool: ...
     def rows(self) -> list[OutboxRow]: ...

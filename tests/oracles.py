@@ -20,7 +20,7 @@ def breaches_oracle(envelopes: Iterable[dict[str, Any]], threshold: Decimal = De
             continue
         oid = a["order_id"]
         cand = (e["ts_ms"], a["account_id"], amt)
-        if oid not in first or cand[0] < first[oid][0]:
+        if oid not in first or (cand[0], -cand[2]) < (first[oid][0], -first[oid][2]):  # ties: larger amount
             first[oid] = cand
     per_account: dict[str, list[tuple[int, str, Decimal]]] = {}
     for oid, (ts, acct, amt) in first.items():

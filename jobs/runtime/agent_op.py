@@ -16,7 +16,6 @@ from jobs.config import JobConfig
 from jobs.routing import Routed
 from jobs.runtime.breach_op import ttl
 from jobs.runtime.buffered import EventTimeOrderedFunction
-from jobs.runtime.metrics import Counters
 from jobs.runtime.tags import OUT
 
 
@@ -51,7 +50,6 @@ class AgentFunction(EventTimeOrderedFunction):
         seen.enable_time_to_live(ttl(self.config.dedup_ttl_ms))
         self.dedup = MapStateDedup(runtime_context.get_map_state(seen))
         self.accepted = runtime_context.get_state(ValueStateDescriptor("agent-rate", Types.PICKLED_BYTE_ARRAY()))
-        self.metrics = Counters(runtime_context, "agent")
 
     def on_ready(self, item: Routed) -> Iterable[Any]:
         env, key = item.env, item.idempotency_key
@@ -64,6 +62,8 @@ class AgentFunction(EventTimeOrderedFunction):
             yield OUT, ("shadow", shadow.shadow_record(self.shadow, env, key, self.contract, decision.response,
                                                        str(decision.outcome)))
         if decision.outcome == Outcome.PROCESSED:
+            for action in decision.response.actions:  # in Kafka mode these become action requests
+                self.metrics.inc("action_requests", "tool", action.tool)
             yield item, decision.response
             return
         if decision.outcome == Outcome.DUPLICATE:

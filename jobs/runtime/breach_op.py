@@ -16,7 +16,6 @@ from jobs.config import JobConfig
 from jobs.policy import BREACH_TOPIC
 from jobs.routing import Routed, route
 from jobs.runtime.buffered import EventTimeOrderedFunction
-from jobs.runtime.metrics import Counters
 from jobs.runtime.tags import OUT
 
 BREACH_SCHEMA = "v3"
@@ -41,11 +40,11 @@ class BreachFunction(EventTimeOrderedFunction):
         qualified = MapStateDescriptor("breach-qualified", Types.STRING(), Types.LONG())
         qualified.enable_time_to_live(ttl(self.config.qualified_ttl_ms))
         self.qualified = runtime_context.get_map_state(qualified)
-        self.metrics = Counters(runtime_context, "agent")
 
     def tie_break(self, item: Routed) -> Any:
+        # Same order twice at the same event time: the larger amount is "first", whatever the arrival.
         assert item.qualifying is not None
-        return item.qualifying.order_id
+        return (item.qualifying.order_id, -item.qualifying.amount)
 
     def on_ready(self, item: Routed) -> Iterable[Any]:
         order = item.qualifying

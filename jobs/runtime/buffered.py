@@ -13,6 +13,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from jobs import event_time_buffer as etb
 from jobs.routing import Routed
+from jobs.runtime.metrics import Counters
 
 NO_TIMER = -(1 << 62)
 
@@ -23,6 +24,7 @@ class EventTimeOrderedFunction(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.buffer = runtime_context.get_state(ValueStateDescriptor(f"{self.name}-buffer", Types.PICKLED_BYTE_ARRAY()))
         self.timer = runtime_context.get_state(ValueStateDescriptor(f"{self.name}-timer", Types.LONG()))
+        self.metrics = Counters(runtime_context, "agent")
         self.setup(runtime_context)
 
     # -- for subclasses ------------------------------------------------------
@@ -43,7 +45,7 @@ class EventTimeOrderedFunction(KeyedProcessFunction):
         ts = value.env.ts_ms
         wm = ctx.timer_service().current_watermark()
         if ts <= wm:
-            yield from self.on_late(value, wm)
+            yield from self.metrics.tap(self.on_late(value, wm), ts)
             return
         buf = self.buffer.value() or {}
         etb.add(buf, ts, value)
@@ -68,4 +70,4 @@ class EventTimeOrderedFunction(KeyedProcessFunction):
         else:
             self.timer.update(NO_TIMER)
         for item in ready:
-            yield from self.on_ready(item)
+            yield from self.metrics.tap(self.on_ready(item), item.env.ts_ms)

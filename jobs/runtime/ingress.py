@@ -71,7 +71,8 @@ class FileIngressFunction(IngressFunction):
 
     def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
         self.line_no += 1
-        yield from self.handle(self.gate.check(value, offset=self.line_no), split="file")
+        res = self.gate.check(value, offset=self.line_no)
+        yield from self.metrics.tap(self.handle(res, split="file"), res.position.ts_ms)
 
 
 class KafkaIngressFunction(IngressFunction):
@@ -86,4 +87,4 @@ class KafkaIngressFunction(IngressFunction):
             res = self.gate.malformed(v or b"", Position(topic, partition, offset, key, ts, None), error or "")
         else:
             res = self.gate.check_object(obj, offset, partition)
-        yield from self.handle(res, split=(topic, partition))
+        yield from self.metrics.tap(self.handle(res, split=(topic, partition)), res.position.ts_ms)

@@ -29,6 +29,9 @@ class ActionSinkFunction(ProcessFunction):
         self.metrics = Counters(runtime_context, "agent")
 
     def process_element(self, value: tuple[Routed, AgentResponse], ctx: ProcessFunction.Context) -> Iterable[Any]:
+        yield from self.metrics.tap(self._execute(value))
+
+    def _execute(self, value: tuple[Routed, AgentResponse]) -> Iterable[Any]:
         item, response = value
         env = item.env
         pos = records.position_of(env, item.derived)

@@ -12,8 +12,9 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_bootstrap():
+    """A fresh single-node broker per test module: no module sees another's topics."""
     missing = local.missing_prerequisites()
     if missing:
         _unavailable(missing)

@@ -16,7 +16,7 @@ def run_rule(envs):
     first = {}
     for e in envs:
         q = qualifying_order(Envelope.model_validate({"offset": 0, **e}), TH)
-        if q and (q.order_id not in first or q.ts_ms < first[q.order_id].ts_ms):
+        if q and (q.order_id not in first or (q.ts_ms, -q.amount) < (first[q.order_id].ts_ms, -first[q.order_id].amount)):
             first[q.order_id] = q
     states, out = {}, []
     for q in sorted(first.values()):

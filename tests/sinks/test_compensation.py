@@ -126,3 +126,13 @@ def test_an_operator_can_reopen_a_failed_action(outbox, sandbox):
     assert again.status == "executed" and again.new_receipt
     assert not outbox.reopen("CreateTicket", "k1")  # a receipt is final
     assert effects(sandbox.ledger()) == [("ticket.create", "k1")]
+
+
+def test_a_replayed_failed_plan_does_not_report_the_unsent_notice_again(outbox, sandbox):
+    sandbox.faults(fail_paths={"/tickets": 422})
+    ex = make_executor(outbox, sandbox)
+    ex.execute_plan([notice("k1"), ticket("k1")], "env/0/1")
+    again = ex.execute_plan([notice("k1"), ticket("k1")], "env/0/1")
+    assert [o.status for o in again.outcomes] == ["replayed", "failed"]
+    assert list(_records(again)) == ["traces"]
+    assert effects(sandbox.ledger()) == [("notice.send", "k1")]

@@ -25,13 +25,15 @@ OUTPUTS = ("agent.receipts", "agent.responses", "ops.agent_dlq", "agent.traces")
 
 
 def _bootstrap() -> str | None:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     env_file = REPO / ".infra" / "run" / "kafka.env"
     if env_file.exists():
         for line in env_file.read_text().splitlines():
             k, _, v = line.partition("=")
             if "BOOTSTRAP" in k.upper() and v.strip():
                 return v.strip().strip('"')
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    return None
 
 
 @pytest.fixture(scope="module")
