@@ -3,5 +3,5 @@
 # is fetched and started by the test fixtures themselves and stopped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --infra
 exec .venv/bin/python -m pytest "$@"

@@ -27,3 +27,19 @@ def run_job(events: Path, out: Path, *args: str, state: Path | None = None,
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def contract_copy(tmp: Path, **governance: Any) -> Path:
+    """The seed contract with governance overrides (e.g. max_actions_per_minute=3), schemas beside it."""
+    import shutil
+
+    import yaml
+
+    from contracts.contract import CONTRACTS_DIR
+
+    d = tmp / "contract"
+    shutil.copytree(CONTRACTS_DIR / "schemas", d / "schemas")
+    c = yaml.safe_load((CONTRACTS_DIR / "streaming_agent_v1.yaml").read_text())
+    c["governance"].update(governance)
+    (d / "c.yaml").write_text(yaml.safe_dump(c))
+    return d / "c.yaml"

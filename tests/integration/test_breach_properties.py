@@ -2,18 +2,15 @@
 identical across arrival orders (within the watermark bound) and parallelism 1 and 2."""
 import json
 import random
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from contracts.contract import CONTRACTS_DIR
 from tests.factories import T0, cdc, line, order_row
-from tests.jobrun import run_job, write_lines
+from tests.jobrun import contract_copy, run_job, write_lines
 from tests.oracles import actions_oracle, breaches_oracle
 
 pytestmark = pytest.mark.flink
@@ -55,12 +52,7 @@ def arrival_order(envs, seed):
 
 
 def contract_with_limit(tmp: Path) -> Path:
-    d = tmp / "contract"
-    shutil.copytree(CONTRACTS_DIR / "schemas", d / "schemas")
-    c = yaml.safe_load((CONTRACTS_DIR / "streaming_agent_v1.yaml").read_text())
-    c["governance"]["max_actions_per_minute"] = LIMIT
-    (d / "c.yaml").write_text(yaml.safe_dump(c))
-    return d / "c.yaml"
+    return contract_copy(tmp, max_actions_per_minute=LIMIT)
 
 
 def breach_facts(out):

@@ -9,7 +9,6 @@ that file with the same --state: all three are processed. A second replay of the
 makes no second side effect.
 """
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,12 +16,11 @@ from pathlib import Path
 
 import pyflink
 import pytest
-import yaml
 
 from contracts.contract import CONTRACTS_DIR
 from contracts.idempotency import idempotency_key
 from tests.factories import T0, breach_env, cdc, line, order_row
-from tests.jobrun import REPO, run_job, write_lines
+from tests.jobrun import REPO, contract_copy, run_job, write_lines
 
 pytestmark = pytest.mark.flink
 LIMIT = 2
@@ -102,12 +100,7 @@ LATE_LINE = 17
 
 
 def contract_with_limit(tmp: Path) -> Path:
-    d = tmp / "contract"
-    shutil.copytree(CONTRACTS_DIR / "schemas", d / "schemas")
-    c = yaml.safe_load((CONTRACTS_DIR / "streaming_agent_v1.yaml").read_text())
-    c["governance"]["max_actions_per_minute"] = LIMIT
-    (d / "c.yaml").write_text(yaml.safe_dump(c))
-    return d / "c.yaml"
+    return contract_copy(tmp, max_actions_per_minute=LIMIT)
 
 
 def dlq_tool(*args):

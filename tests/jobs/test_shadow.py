@@ -5,7 +5,7 @@ import sys
 
 from contracts.contract import load_contract
 from contracts.idempotency import idempotency_key
-from contracts.models import Action, AgentResponse, Envelope
+from contracts.models import Action, Envelope
 from jobs import shadow
 from jobs.policy import PolicyRejected, RulePolicy
 from tests.factories import T0, breach_env, cdc, order_row

@@ -412,36 +412,7 @@ def test_cli_replay_usage_errors(dlq_file):
     assert rc == 2 and "cannot read the DLQ" in err
 
 
-# -- against a real broker (skipped without one) --------------------------------------------------
-def _bootstrap() -> str | None:
-    import os
-
-    from tests.sinks.conftest import REPO
-
-    env_file = REPO / ".infra" / "run" / "kafka.env"
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    if env_file.exists():
-        for row in env_file.read_text().splitlines():
-            k, _, v = row.partition("=")
-            if k.strip() == "BOOTSTRAP" and v.strip():
-                return v.strip()
-    return None
-
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> str:
-    import socket
-
-    servers = _bootstrap()
-    if not servers:
-        pytest.skip("no Kafka broker configured (KAFKA_BOOTSTRAP_SERVERS or .infra/run/kafka.env)")
-    host, _, port = servers.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host or "localhost", int(port)), timeout=3).close()
-    except OSError:
-        pytest.skip(f"Kafka broker {servers} is not reachable")
-    return servers
+# -- against a real broker (tests/conftest.py starts it) -------------------------------------------
 
 
 @pytest.mark.kafka

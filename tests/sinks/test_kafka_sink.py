@@ -1,14 +1,10 @@
-"""The standalone sink process against a real Kafka broker (skipped when none is running).
-
-The broker comes from the project's infra scripts (`.infra/run/kafka.env`) or
-KAFKA_BOOTSTRAP_SERVERS. Topics and keys are unique per run, so a shared broker is fine.
-"""
+"""The standalone sink process against a real Kafka broker (the `kafka_bootstrap` fixture of
+tests/conftest.py starts a fresh one for this module). Topics and keys are unique per run."""
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,31 +18,6 @@ from tests.sinks.helpers import effects, hold, notice, ticket, wait_until
 
 pytestmark = pytest.mark.kafka
 OUTPUTS = ("agent.receipts", "agent.responses", "ops.agent_dlq", "agent.traces")
-
-
-def _bootstrap() -> str | None:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    env_file = REPO / ".infra" / "run" / "kafka.env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            k, _, v = line.partition("=")
-            if "BOOTSTRAP" in k.upper() and v.strip():
-                return v.strip().strip('"')
-    return None
-
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> str:
-    servers = _bootstrap()
-    if not servers:
-        pytest.skip("no Kafka broker configured (.infra/run/kafka.env or KAFKA_BOOTSTRAP_SERVERS)")
-    host, _, port = servers.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host or "localhost", int(port)), timeout=3).close()
-    except OSError:
-        pytest.skip(f"Kafka broker {servers} is not reachable")
-    return servers
 
 
 def _ensure_topics(servers: str, names: list[str]) -> None:
