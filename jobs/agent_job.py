@@ -28,6 +28,7 @@ from jobs.routing import Routed
 from jobs.runtime.agent_op import AgentFunction
 from jobs.runtime.breach_op import BreachFunction
 from jobs.runtime.file_writer import JsonlWriterFunction
+from jobs.runtime.global_limit_op import GLOBAL_KEY, GlobalLimitFunction
 from jobs.runtime.ingress import FileIngressFunction, KafkaIngressFunction
 from jobs.runtime.kafka_io import add_sinks, source_stream
 from jobs.runtime.sink_op import ActionSinkFunction
@@ -58,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
     ap.add_argument("--dedup-ttl-ms", type=int, default=JobConfig.dedup_ttl_ms)
     ap.add_argument("--parallelism", type=int, default=JobConfig.parallelism)
     ap.add_argument("--policy", default="rules", help="'rules' or module:Class")
+    ap.add_argument("--global-max-actions-per-minute", type=int,
+                    help="optional limit on actions across all accounts per 60 s of event time")
     ap.add_argument("--shadow-policy", help="candidate policy run beside the live one; executes nothing, "
                                             "writes shadow.jsonl")
     ap.add_argument("--group-id", default=JobConfig.group_id, help="Kafka consumer group and transactional prefix")
@@ -77,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
                      threshold=a.threshold, auto_hold=not a.no_auto_hold,
                      max_out_of_orderness_ms=a.max_out_of_orderness_ms, idle_timeout_ms=a.idle_timeout_ms,
                      dedup_ttl_ms=a.dedup_ttl_ms, parallelism=a.parallelism, policy=a.policy,
-                     shadow_policy=a.shadow_policy, bootstrap_servers=a.bootstrap_servers, group_id=a.group_id,
+                     shadow_policy=a.shadow_policy, global_max_actions_per_minute=a.global_max_actions_per_minute,
+                     bootstrap_servers=a.bootstrap_servers, group_id=a.group_id,
                      topic_pattern=a.topic_pattern, startup_mode=a.startup_mode,
                      checkpoint_interval_ms=a.checkpoint_interval_ms, checkpoint_dir=absolute(a.checkpoint_dir),
                      from_checkpoint=a.from_checkpoint, jars=tuple(absolute(j) for j in a.jars))
@@ -110,6 +114,10 @@ def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
              .key_by(lambda r: r.account_id, key_type=Types.STRING())
              .process(AgentFunction(config)).name("agent-stage"))
     side_outputs = ingress.get_side_output(OUT).union(breaches.get_side_output(OUT), agent.get_side_output(OUT))
+    if config.global_max_actions_per_minute:
+        agent = (agent.key_by(lambda _: GLOBAL_KEY, key_type=Types.STRING())
+                 .process(GlobalLimitFunction(config)).name("global-limit").set_parallelism(1))
+        side_outputs = side_outputs.union(agent.get_side_output(OUT))
 
     if config.kafka_mode:
         requests = agent.map(action_request_of).name("action-requests")

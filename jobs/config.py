@@ -26,6 +26,7 @@ class JobConfig:
     parallelism: int = 1
     policy: str = "rules"
     shadow_policy: str | None = None
+    global_max_actions_per_minute: int | None = None
     # Kafka mode (on when bootstrap_servers is set)
     bootstrap_servers: str | None = None
     group_id: str = "streaming-agent"

@@ -31,6 +31,9 @@ class EventTimeOrderedFunction(KeyedProcessFunction):
     def setup(self, runtime_context: RuntimeContext) -> None:
         pass
 
+    def event_time(self, item: Any) -> int:
+        return item.env.ts_ms
+
     def tie_break(self, item: Routed) -> Any:
         return (item.env.topic, item.env.key or "", item.env.partition, item.env.offset)
 
@@ -41,8 +44,8 @@ class EventTimeOrderedFunction(KeyedProcessFunction):
         raise NotImplementedError
 
     # -- Flink callbacks -----------------------------------------------------
-    def process_element(self, value: Routed, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
-        ts = value.env.ts_ms
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
+        ts = self.event_time(value)
         wm = ctx.timer_service().current_watermark()
         if ts <= wm:
             yield from self.metrics.tap(self.on_late(value, wm), ts)
@@ -70,4 +73,4 @@ class EventTimeOrderedFunction(KeyedProcessFunction):
         else:
             self.timer.update(NO_TIMER)
         for item in ready:
-            yield from self.metrics.tap(self.on_ready(item), item.env.ts_ms)
+            yield from self.metrics.tap(self.on_ready(item), self.event_time(item))

@@ -76,3 +76,14 @@ def test_replay_makes_no_second_side_effect(demo):
     outcomes = {t["offset"]: t["outcome"] for t in second["traces"] if not t.get("derived")}
     processed_first = {t["offset"] for t in first["traces"] if t["outcome"] == "processed" and not t.get("derived")}
     assert all(outcomes[o] == "duplicate" for o in processed_first)
+
+
+def test_optional_global_limit_holds_back_plans_across_accounts(tmp_path):
+    """With a global limit of 2 actions per 60 s: the notices at 6:50 and 7:00 fit, the breach
+    plan at 7:00 (ticket + hold) would make 4 and is held back, traced and DLQ'd, never executed."""
+    o = run_job(SCENARIO, tmp_path / "out", "--global-max-actions-per-minute", "2")
+    assert sorted(a["tool"] for a in o["actions"]) == ["SendNotice"] * 3
+    held = sorted(d["action"]["tool"] for d in o["dlq"] if d["reason"] == "rate_limited")
+    assert held == ["CreateTicket", "PlacePaymentHold"]
+    assert [t["outcome"] for t in o["traces"] if t.get("derived")] == ["rate_limited"]
+    assert len(o["breaches"]) == 1  # detected and published all the same
