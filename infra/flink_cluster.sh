@@ -122,7 +122,10 @@ sys.exit(0 if o.get("taskmanagers", 0) >= 1 and o.get("slots-total", 0) >= 1 els
     for p in jobmanager taskmanager; do
       if ! pid_alive "$DIR/$p.pid" "$MARKER"; then
         tail_log "$DIR/$p.out"
-        tail_log "$(ls -t "$DIR"/log/*"$( [[ $p == jobmanager ]] && echo standalonesession || echo taskexecutor)"*.log 2>/dev/null | head -n 1)"
+        local kind=taskexecutor logs
+        [[ $p == jobmanager ]] && kind=standalonesession
+        logs=("$DIR"/log/flink-*-"$kind"-*.log)
+        tail_log "${logs[0]}"
         stop
         die "$p exited during startup"
       fi
@@ -223,10 +226,9 @@ jobmanager_addr() { echo "127.0.0.1:$(env_value FLINK_REST_PORT)"; }
 connector_jar() {
   if [[ -n "${KAFKA_CONNECTOR_JAR:-}" ]]; then echo "$KAFKA_CONNECTOR_JAR"; return; fi
   need_jars flink
-  local jar
-  jar="$(ls "$JARS"/flink/flink-sql-connector-kafka-*.jar 2>/dev/null | head -n 1)"
-  [[ -n "$jar" ]] || die "no flink-sql-connector-kafka jar in $JARS/flink"
-  echo "$jar"
+  local jars=("$JARS"/flink/flink-sql-connector-kafka-*.jar)
+  [[ -f "${jars[0]}" ]] || die "no flink-sql-connector-kafka jar in $JARS/flink"
+  echo "${jars[0]}"
 }
 
 submit() {

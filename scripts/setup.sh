@@ -25,8 +25,9 @@ fi
 PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e ".[test]" > .venv/pip-install.log 2>&1 || {
+  echo "setup: pip install failed:" >&2; tail -30 .venv/pip-install.log >&2; exit 1; }
 if [[ "${1:-}" == "--infra" ]]; then
   bash infra/fetch.sh >&2
 fi
