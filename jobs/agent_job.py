@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from jobs.runtime.tags import OUT
 from jobs.summary import summarize
 
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKPOINT_INTERVAL_MS = 2_000
 
 
 class EventTime(TimestampAssigner):
@@ -67,8 +69,10 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
     ap.add_argument("--topic-pattern", default=JobConfig.topic_pattern)
     ap.add_argument("--startup-mode", default=JobConfig.startup_mode,
                     choices=["earliest-offset", "latest-offset", "group-offsets"])
-    ap.add_argument("--checkpoint-interval-ms", type=int, default=JobConfig.checkpoint_interval_ms)
-    ap.add_argument("--checkpoint-dir", help="default STATE/checkpoints (retained on cancel)")
+    ap.add_argument("--checkpoint-interval-ms", type=int,
+                    help=f"default: the cluster's (flink run), else {DEFAULT_CHECKPOINT_INTERVAL_MS}")
+    ap.add_argument("--checkpoint-dir", help="default: the cluster's (flink run), else STATE/checkpoints "
+                                             "(retained on cancel)")
     ap.add_argument("--from-checkpoint", help="restore from a retained checkpoint or savepoint path")
     ap.add_argument("--jars", nargs="*", default=[], help="connector jars (default .infra/jars/flink/*.jar)")
     a = ap.parse_args(argv)
@@ -88,18 +92,21 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
 
 
 def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
-    """Wire the pipeline onto `env`: file mode (sink embedded) or Kafka mode (sink is its own process)."""
+    """Wire the pipeline onto `env`: file mode (sink embedded) or Kafka mode (sink is its own process).
+
+    Stateful operators carry stable uids, so savepoints restore whatever optional stages are on."""
     if config.kafka_mode:
         t_env = StreamTableEnvironment.create(env)
         rows = source_stream(t_env, config)
-        ingress = rows.process(KafkaIngressFunction(config)).name("contract-gate")
+        ingress = rows.process(KafkaIngressFunction(config)).name("contract-gate").uid("contract-gate")
         governed = ingress
     else:
         assert config.events is not None
         source = FileSource.for_record_stream_format(StreamFormat.text_line_format(),
                                                      str(Path(config.events).resolve())).build()
         lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").set_parallelism(1)
-        ingress = lines.process(FileIngressFunction(config)).name("contract-gate").set_parallelism(1)
+        ingress = lines.process(FileIngressFunction(config)).name("contract-gate").uid("contract-gate") \
+            .set_parallelism(1)
         watermarks = (WatermarkStrategy
                       .for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
                       .with_timestamp_assigner(EventTime()))
@@ -109,18 +116,19 @@ def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
 
     breaches = (governed.filter(lambda r: r.qualifying is not None)
                 .key_by(lambda r: r.qualifying.account_id, key_type=Types.STRING())
-                .process(BreachFunction(config)).name("breach-detection"))
+                .process(BreachFunction(config)).name("breach-detection").uid("breach-detection"))
     agent = (governed.filter(lambda r: r.to_agent).union(breaches)
              .key_by(lambda r: r.account_id, key_type=Types.STRING())
-             .process(AgentFunction(config)).name("agent-stage"))
+             .process(AgentFunction(config)).name("agent-stage").uid("agent-stage"))
     side_outputs = ingress.get_side_output(OUT).union(breaches.get_side_output(OUT), agent.get_side_output(OUT))
     if config.global_max_actions_per_minute:
         agent = (agent.key_by(lambda _: GLOBAL_KEY, key_type=Types.STRING())
-                 .process(GlobalLimitFunction(config)).name("global-limit").set_parallelism(1))
+                 .process(GlobalLimitFunction(config)).name("global-limit").uid("global-limit")
+                 .set_parallelism(1))
         side_outputs = side_outputs.union(agent.get_side_output(OUT))
 
     if config.kafka_mode:
-        requests = agent.map(action_request_of).name("action-requests")
+        requests = agent.map(action_request_of).name("action-requests").uid("action-requests")
         statements = t_env.create_statement_set()
         add_sinks(t_env, statements, side_outputs.union(requests), config,
                   ("breaches", "dlq", "traces", "shadow", "actions"))
@@ -145,25 +153,47 @@ def action_request_of(value: tuple[Routed, AgentResponse]) -> Out:
 
 def make_env(config: JobConfig) -> StreamExecutionEnvironment:
     conf = Configuration()
+    # Under `flink run` the environment starts from the cluster's config.yaml (flink-conf/): when that
+    # enables checkpointing, its interval, directory and retention stand unless the flags say otherwise.
+    from_cluster = StreamExecutionEnvironment.get_execution_environment().get_checkpoint_config() \
+        .is_checkpointing_enabled()
     if config.kafka_mode:
-        checkpoints = Path(config.checkpoint_dir or config.state / "checkpoints").resolve()
-        conf.set_string("execution.checkpointing.dir", checkpoints.as_uri())
-        conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        if config.checkpoint_dir or not from_cluster:
+            checkpoints = Path(config.checkpoint_dir or config.state / "checkpoints").resolve()
+            conf.set_string("execution.checkpointing.dir", checkpoints.as_uri())
+            conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
         conf.set_string("table.exec.source.idle-timeout", f"{config.idle_timeout_ms or 5000} ms")
         if config.from_checkpoint:
             conf.set_string("execution.state-recovery.path", config.from_checkpoint)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(config.parallelism)
     env.set_python_executable(sys.executable)
-    for pkg in ("contracts", "jobs", "sinks"):
-        env.add_python_file(str(REPO / pkg))
+    env.add_python_file(str(package_archive(config.state)))
     if config.kafka_mode:
-        env.enable_checkpointing(config.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+        if config.checkpoint_interval_ms is not None or not from_cluster:
+            env.enable_checkpointing(config.checkpoint_interval_ms or DEFAULT_CHECKPOINT_INTERVAL_MS,
+                                     CheckpointingMode.EXACTLY_ONCE)
         jars = list(config.jars) or [str(p) for p in sorted((REPO / ".infra" / "jars" / "flink").glob("*.jar"))]
         if not jars:
             raise SystemExit("Kafka mode needs the Flink Kafka connector jar: run infra/fetch.sh flink or pass --jars")
         env.add_jars(*[Path(j).resolve().as_uri() for j in jars])
     return env
+
+
+def package_archive(dest_dir: Path) -> Path:
+    """contracts/, jobs/ and sinks/ as one zip, a source root for the Python workers. (A directory given to
+    add_python_file is itself put on the workers' PYTHONPATH: the package directories would make their
+    modules top-level on a cluster's Python workers, where contracts/avro.py shadows the avro library.)"""
+    dest = Path(dest_dir) / "pyfiles" / "streaming-agent.zip"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for pkg in ("contracts", "jobs", "sinks"):
+            for f in sorted((REPO / pkg).rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    z.write(f, f.relative_to(REPO).as_posix())
+    tmp.replace(dest)
+    return dest
 
 
 def run(config: JobConfig) -> Any:

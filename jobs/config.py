@@ -32,7 +32,7 @@ class JobConfig:
     group_id: str = "streaming-agent"
     topic_pattern: str = r"cdc\..*|risk\.order_threshold_breach"
     startup_mode: str = "earliest-offset"
-    checkpoint_interval_ms: int = 2_000
+    checkpoint_interval_ms: int | None = None  # None: the cluster's config.yaml under `flink run`, else 2000
     checkpoint_dir: str | None = None
     from_checkpoint: str | None = None
     jars: tuple[str, ...] = ()

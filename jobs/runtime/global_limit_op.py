@@ -21,7 +21,6 @@ from jobs import rate_limit
 from jobs.config import JobConfig
 from jobs.routing import Routed
 from jobs.runtime.buffered import EventTimeOrderedFunction
-from jobs.runtime.metrics import Counters
 from jobs.runtime.tags import OUT
 
 GLOBAL_KEY = "all-accounts"
@@ -37,7 +36,6 @@ class GlobalLimitFunction(EventTimeOrderedFunction):
     def setup(self, runtime_context: RuntimeContext) -> None:
         self.contract = load_contract(self.config.contract_path)
         self.accepted = runtime_context.get_state(ValueStateDescriptor("global-rate", Types.PICKLED_BYTE_ARRAY()))
-        self.metrics = Counters(runtime_context, "agent")
 
     def event_time(self, item: Plan) -> int:
         return item[0].env.ts_ms

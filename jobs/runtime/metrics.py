@@ -111,13 +111,14 @@ class Counters:
 
     # -- publishing (once per bundle) ----------------------------------------------
     def _flush(self) -> int:
-        for k, n in self._pending.items():
+        # Swap first: in PyFlink's thread mode gauges are evaluated on a Flink thread, not between bundles.
+        pending, self._pending = self._pending, {}
+        for k, n in pending.items():
             c = self._counters.get(k)
             if c is None:
                 name, label_key, label = k
                 g = self._group.add_group(label_key, label) if label_key else self._group
                 c = self._counters[k] = g.counter(name)
             c.inc(n)
-        self._pending.clear()
         self._flushes += 1
         return self._flushes

@@ -104,13 +104,52 @@ def receipts(bootstrap: str) -> list[tuple[str, str, str, bool]]:
 
 def job_args(bootstrap: str, tmp: Path) -> list[str]:
     return ["--bootstrap-servers", bootstrap, "--state", str(tmp / "job-state"), "--group-id", "cluster",
-            "--checkpoint-interval-ms", "1000"]
+            "--checkpoint-interval-ms", "1000", "--checkpoint-dir", str(tmp / "checkpoints")]
 
 
 def submit(*args: str) -> str:
     job_id = cluster("submit", *args).strip().splitlines()[-1]
     assert re.fullmatch(r"[0-9a-f]{32}", job_id), job_id
     return job_id
+
+
+class Ticker:
+    """Non-actionable orders with ever later event times on partition 1 of cdc.public.orders.
+
+    Why: when every partition of the source goes idle in the same periodic tick (the scenario's
+    partition 0 shortly after its burst, the empty ones 5 s after assignment), the Kafka source turns
+    idle without emitting partition 0's watermark, and the records the keyed stages buffer wait for
+    the next record. A tick on another partition moves the watermark past them; lateness is decided
+    per partition, so ticks never make a scenario record late. Each tick is one envelope in
+    (`no_action`), counted in `sent`."""
+
+    def __init__(self, bootstrap: str, ts_ms: int) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        self.ts_ms, self.sent, self._last = ts_ms, 0, 0.0
+
+    def tick(self, every_s: float = 5.0) -> None:
+        if time.monotonic() - self._last < every_s:
+            return
+        self.ts_ms += 1_000
+        env = cdc(self.ts_ms, "c", after=order_row(f"tick-{self.ts_ms}", "acct-tick", "1.00"))
+        rec = to_record(json.dumps(env), "cdc.public.orders")
+        self.producer.send(rec["topic"], key=rec["key"], value=rec["value"], headers=rec["headers"], partition=1)
+        self.producer.flush()
+        self.sent += 1
+        self._last = time.monotonic()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def scenario_envelopes() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for line in SCENARIO.read_text().splitlines():
+        try:
+            out.append((line, json.loads(line)))
+        except ValueError:
+            continue  # the scenario's truncated line
+    return out
 
 
 # Golden (file mode) expectations, as the job's operators count them in Kafka mode.
@@ -128,6 +167,7 @@ def run(kafka_bootstrap, tmp_path_factory):
     started = time.monotonic()
     produced = load(SCENARIO, kafka_bootstrap, partition=0)
     procs: list[Proc] = []
+    ticker = Ticker(kafka_bootstrap, max(e["ts_ms"] for _, e in scenario_envelopes()) + 60_000)
     cluster("start")
     try:
         flink = Flink(local.read_env("flink"))
@@ -141,9 +181,17 @@ def run(kafka_bootstrap, tmp_path_factory):
         submit_s = time.monotonic() - t0
         wait_for(lambda: flink.running(job_id), 180, "the job and all its tasks RUNNING", procs)
 
+        def decided():
+            ticker.tick()
+            m = flink.agent_metrics(job_id)
+            return (by_label(m, "action_requests", "tool") == EXPECTED_TOOLS
+                    and total(m, "dedup_hits") == EXPECTED_DUPLICATES)
+
+        wait_for(decided, 180, "the agent stage's decisions on the scenario", procs)
+
         def complete():  # operators publish their metrics once per bundle: wait for all of them
             m = flink.agent_metrics(job_id)
-            return m if (total(m, "envelopes_in") == len(produced)
+            return m if (total(m, "envelopes_in") == len(produced) + ticker.sent
                          and by_label(m, "dlq", "reason") == EXPECTED_DLQ
                          and total(m, "late") == EXPECTED_LATE
                          and total(m, "breaches") == len(GOLDEN["breaches"])
@@ -151,12 +199,13 @@ def run(kafka_bootstrap, tmp_path_factory):
                          and total(m, "dedup_hits") == EXPECTED_DUPLICATES
                          and all(total(m, "processing_latency_us_max", op) > 0 for op in OPERATORS)) else None
 
-        metrics = wait_for(complete, 180, "the operator metrics of the whole scenario", procs)
+        metrics = wait_for(complete, 120, "the operator metrics of the whole scenario", procs)
         wait_for(lambda: len(receipts(kafka_bootstrap)) >= len(GOLDEN["receipts"]), 120, "the receipts", procs)
         yield {"tmp": tmp, "flink": flink, "job_id": job_id, "produced": produced, "metrics": metrics,
-               "procs": procs, "bootstrap": kafka_bootstrap,
+               "ticks": ticker.sent, "ticker": ticker, "procs": procs, "bootstrap": kafka_bootstrap,
                "timings": {"submit_s": round(submit_s, 1), "phase1_s": round(time.monotonic() - started, 1)}}
     finally:
+        ticker.close()
         for p in procs:
             p.stop()
         cluster("stop", timeout=120)
@@ -175,6 +224,7 @@ def test_the_job_graph_shows_our_operators_and_checkpoints(run):
     # (while the Python workers start, triggers fail with "not all required tasks are running": counted as failed)
     latest = chk["latest"]["completed"]
     assert latest["status"] == "COMPLETED" and Path(latest["external_path"].removeprefix("file:"), "_metadata").exists()
+    assert latest["external_path"].startswith(f"file:{run['tmp'] / 'checkpoints'}/")
     config = flink.get(f"/jobs/{job_id}/checkpoints/config")
     assert config["mode"] == "exactly_once"
     assert config["externalization"]["enabled"] and not config["externalization"]["delete_on_cancellation"]
@@ -185,8 +235,9 @@ def test_the_job_graph_shows_our_operators_and_checkpoints(run):
 
 def test_operator_metrics_in_the_rest_api(run):
     m = run["metrics"]
-    assert total(m, "envelopes_in", "contract-gate") == len(run["produced"])
-    assert by_label(m, "envelopes_in", "topic") == Counter(r["topic"].replace(".", "_") for r in run["produced"])
+    assert total(m, "envelopes_in", "contract-gate") == len(run["produced"]) + run["ticks"]
+    assert by_label(m, "envelopes_in", "topic") == Counter(r["topic"].replace(".", "_") for r in run["produced"]) \
+        + Counter({"cdc_public_orders": run["ticks"]})
     assert by_label(m, "dlq", "reason") == EXPECTED_DLQ
     assert total(m, "late") == EXPECTED_LATE
     assert total(m, "breaches", "breach-detection") == len(GOLDEN["breaches"])
@@ -232,22 +283,16 @@ def test_stop_with_savepoint_resume_and_no_duplicate_action(run):
     stop_s = time.monotonic() - t0
 
     # While the job is down: a redelivery of an old VIP order (same key, event time and payload: the same
-    # idempotency key), a new VIP order, and a later non-actionable order that moves the watermark past both.
-    envs = []
-    for line in SCENARIO.read_text().splitlines():
-        try:
-            envs.append((line, json.loads(line)))
-        except ValueError:
-            continue  # the scenario's truncated line
+    # idempotency key) and a new VIP order; ticks move the watermark past both once the job runs again.
+    envs = scenario_envelopes()
     old, old_env = next((line, e) for line, e in envs if e["key"] == '{"order_id":"12345"}')
     old_key = idempotency_key(old_env["topic"], old_env["key"], old_env["ts_ms"])
     assert ("SendNotice", old_key) in {(a["tool"], a["idempotency_key"]) for a in GOLDEN["actions"]}
     new_ts = max(e["ts_ms"] for _, e in envs) + 120_000
     new = cdc(new_ts, "c", after=order_row("40001", "acct-vip-9", "75.00", vip=True))
-    tick = cdc(new_ts + 120_000, "c", after=order_row("40002", "acct-400", "5.00"))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        for line in (old, json.dumps(new), json.dumps(tick)):
+        for line in (old, json.dumps(new)):
             rec = to_record(line, "cdc.public.orders")
             producer.send(rec["topic"], key=rec["key"], value=rec["value"], headers=rec["headers"], partition=0)
         producer.flush()
@@ -260,13 +305,18 @@ def test_stop_with_savepoint_resume_and_no_duplicate_action(run):
     wait_for(lambda: flink.running(job_id), 180, "the resumed job RUNNING", procs)
     resume_s = time.monotonic() - t0
 
+    ticker = run["ticker"]
+    ticker.ts_ms, ticker.sent = max(ticker.ts_ms, new_ts + 60_000), 0
+
     def new_notice():
+        ticker.tick()
         got = action_requests(bootstrap)
         return got if any(tool == "SendNotice" and k not in {kk for _, kk in before} for tool, k in got) else None
 
     got = wait_for(new_notice, 180, "the new VIP order's SendNotice", procs)
-    metrics = wait_for(lambda: (lambda m: m if total(m, "envelopes_in") == 3 and total(m, "dedup_hits") == 1
-                                else None)(flink.agent_metrics(job_id)), 120, "the resumed job's metrics", procs)
+    metrics = wait_for(lambda: (lambda m: m if total(m, "envelopes_in") == 2 + ticker.sent
+                                and total(m, "dedup_hits") == 1 else None)(flink.agent_metrics(job_id)),
+                       120, "the resumed job's metrics", procs)
     wait_for(lambda: len(receipts(bootstrap)) >= len(GOLDEN["receipts"]) + 1, 120, "the new receipt", procs)
 
     dupes = [k for k, n in Counter(got).items() if n > 1]
