@@ -329,3 +329,16 @@ def test_stop_with_savepoint_resume_and_no_duplicate_action(run):
     assert len({(tool, k) for tool, _, k, _ in all_receipts}) == len(all_receipts) == len(GOLDEN["receipts"]) + 1
     run["timings"].update(stop_with_savepoint_s=round(stop_s, 1), resume_s=round(resume_s, 1))
     print("cluster timings:", run["timings"])
+
+
+def test_no_raw_pii_in_metrics_or_cluster_logs(run):
+    """The demo carries a raw e-mail (DLQ'd masked): it must not surface in any metric label,
+    in the Prometheus output of either process, nor in any line the cluster logged (trace log)."""
+    raw = "jane.doe@example.com"
+    for process in ("jobmanager", "taskmanager"):
+        assert raw not in run["flink"].scrape(process), process
+    logs = [p for p in (local.RUN / "flink" / "log").rglob("*") if p.is_file()]
+    assert logs, "the cluster wrote no logs"
+    assert any("idempotency_key" in p.read_text(errors="replace") for p in logs), "no trace log lines found"
+    for p in logs:
+        assert raw not in p.read_text(errors="replace"), p
