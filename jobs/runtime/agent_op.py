@@ -7,12 +7,10 @@ from pyflink.common import Types
 from pyflink.datastream.functions import RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from contracts.contract import load_contract
 from contracts.outcomes import Outcome, Reason
 from contracts import records
 from jobs import shadow
 from jobs.agent_stage import AgentStage
-from jobs.config import JobConfig
 from jobs.routing import Routed
 from jobs.runtime.breach_op import ttl
 from jobs.runtime.buffered import EventTimeOrderedFunction
@@ -39,11 +37,7 @@ class MapStateDedup:
 class AgentFunction(EventTimeOrderedFunction):
     name = "agent"
 
-    def __init__(self, config: JobConfig) -> None:
-        self.config = config
-
     def setup(self, runtime_context: RuntimeContext) -> None:
-        self.contract = load_contract(self.config.contract_path)
         self.stage = AgentStage(self.contract, self.config.load_policy())
         self.shadow = self.config.load_shadow_policy()  # candidate of shadow mode, or None
         seen = MapStateDescriptor("agent-dedup", Types.STRING(), Types.LONG())

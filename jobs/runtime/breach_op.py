@@ -7,12 +7,10 @@ from pyflink.common import Time, Types
 from pyflink.datastream.functions import RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueStateDescriptor
 
-from contracts.contract import load_contract
 from contracts.models import Envelope
 from contracts.outcomes import Outcome, Reason
 from contracts import records
 from jobs.breach_rule import AccountWindow, on_order
-from jobs.config import JobConfig
 from jobs.policy import BREACH_TOPIC
 from jobs.routing import Routed, route
 from jobs.runtime.buffered import EventTimeOrderedFunction
@@ -30,11 +28,7 @@ def ttl(ms: int) -> StateTtlConfig:
 class BreachFunction(EventTimeOrderedFunction):
     name = "breach"
 
-    def __init__(self, config: JobConfig) -> None:
-        self.config = config
-
     def setup(self, runtime_context: RuntimeContext) -> None:
-        self.contract = load_contract(self.config.contract_path)
         self.policy = self.config.load_policy()
         self.window = runtime_context.get_state(ValueStateDescriptor("breach-window", Types.PICKLED_BYTE_ARRAY()))
         qualified = MapStateDescriptor("breach-qualified", Types.STRING(), Types.LONG())

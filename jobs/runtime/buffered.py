@@ -11,7 +11,9 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
+from contracts.contract import load_contract
 from jobs import event_time_buffer as etb
+from jobs.config import JobConfig
 from jobs.routing import Routed
 from jobs.runtime.metrics import Counters
 
@@ -21,7 +23,11 @@ NO_TIMER = -(1 << 62)
 class EventTimeOrderedFunction(KeyedProcessFunction):
     name = "buffered"
 
+    def __init__(self, config: JobConfig) -> None:
+        self.config = config
+
     def open(self, runtime_context: RuntimeContext) -> None:
+        self.contract = load_contract(self.config.contract_path)
         self.buffer = runtime_context.get_state(ValueStateDescriptor(f"{self.name}-buffer", Types.PICKLED_BYTE_ARRAY()))
         self.timer = runtime_context.get_state(ValueStateDescriptor(f"{self.name}-timer", Types.LONG()))
         self.metrics = Counters(runtime_context, "agent")

@@ -14,11 +14,9 @@ from pyflink.datastream.functions import RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 from contracts import records
-from contracts.contract import load_contract
 from contracts.models import AgentResponse
 from contracts.outcomes import Outcome, Reason
 from jobs import rate_limit
-from jobs.config import JobConfig
 from jobs.routing import Routed
 from jobs.runtime.buffered import EventTimeOrderedFunction
 from jobs.runtime.tags import OUT
@@ -30,11 +28,7 @@ Plan = tuple[Routed, AgentResponse]
 class GlobalLimitFunction(EventTimeOrderedFunction):
     name = "global-limit"
 
-    def __init__(self, config: JobConfig) -> None:
-        self.config = config
-
     def setup(self, runtime_context: RuntimeContext) -> None:
-        self.contract = load_contract(self.config.contract_path)
         self.accepted = runtime_context.get_state(ValueStateDescriptor("global-rate", Types.PICKLED_BYTE_ARRAY()))
 
     def event_time(self, item: Plan) -> int:
