@@ -14,46 +14,32 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
 
-from contracts.avro import encode_breach
-from contracts.models import Breach
-
-BREACH_TOPIC = "risk.order_threshold_breach"
+from contracts.contract import Contract, load_contract
+from contracts.kafka_envelope import KafkaRecord, kafka_record
 
 
-def to_record(line: str, malformed_topic: str) -> dict[str, Any]:
-    """The Kafka record for one scenario line: topic, key, value, headers, timestamp_ms."""
+def to_record(line: str, malformed_topic: str, contract: Contract | None = None) -> KafkaRecord:
+    """The Kafka record for one scenario line; a line that is no envelope goes as raw bytes."""
     try:
         env = json.loads(line, parse_float=Decimal)
         if not isinstance(env, dict) or not isinstance(env.get("topic"), str):
             raise ValueError("not an envelope")
     except ValueError:
-        return {"topic": malformed_topic, "key": None, "value": line.encode("utf-8"), "headers": []}
-    payload = env.get("payload")
-    if payload is None:
-        value = None
-    elif env["topic"] == BREACH_TOPIC and env.get("schema") == "v3":
-        try:
-            value = encode_breach(Breach.model_validate(payload))
-        except Exception:  # noqa: BLE001 - an invalid breach travels as JSON and is DLQ'd by the job
-            value = json.dumps(payload, default=str).encode()
-    else:
-        value = json.dumps(payload, default=str, separators=(",", ":")).encode()
-    headers = [(h, str(env[h]).encode()) for h in ("schema", "sensitivity", "ts_ms") if env.get(h) is not None]
-    key = env.get("key")
-    # The record timestamp stays produce time: an old event time would let retention delete the data.
-    return {"topic": env["topic"], "key": key.encode() if isinstance(key, str) else None, "value": value,
-            "headers": headers}
+        return KafkaRecord(malformed_topic, None, line.encode("utf-8"), [])
+    return kafka_record(env, contract or load_contract())
 
 
 def load(path: str | Path, bootstrap_servers: str, partition: int | None = None,
          malformed_topic: str = "cdc.public.orders") -> list[dict[str, Any]]:
     """Produce every line in order; return what was produced (with partition and offset)."""
+    contract = load_contract()
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5,
                              enable_idempotence=True, max_in_flight_requests_per_connection=1)
     sent = []
@@ -61,10 +47,10 @@ def load(path: str | Path, bootstrap_servers: str, partition: int | None = None,
         for line in Path(path).read_text().splitlines():
             if not line.strip():
                 continue
-            rec = to_record(line, malformed_topic)
-            md = producer.send(rec["topic"], key=rec["key"], value=rec["value"], headers=rec["headers"],
+            rec = to_record(line, malformed_topic, contract)
+            md = producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers,
                                partition=partition).get(timeout=30)
-            sent.append({**rec, "partition": md.partition, "offset": md.offset, "timestamp": md.timestamp})
+            sent.append({**asdict(rec), "partition": md.partition, "offset": md.offset, "timestamp": md.timestamp})
         producer.flush()
     finally:
         producer.close()

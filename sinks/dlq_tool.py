@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from contracts.contract import DEFAULT_CONTRACT, Contract, load_contract
 from contracts.idempotency import idempotency_key
+from contracts.kafka_envelope import kafka_record, to_json
 from contracts.outcomes import Reason
 from contracts.pii import MASK
 
@@ -369,58 +370,8 @@ def replay_plan(entries: Iterable[Entry], fixes: Sequence[Fix], contract: Contra
 
 
 # -- writing -----------------------------------------------------------------------
-def to_json(value: Any) -> str:
-    """Compact JSON; Decimals are written as the number text they were read from."""
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("non-finite number")
-        return str(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(json.dumps(str(k)) + ":" + to_json(v) for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(to_json(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
 def to_line(envelope: dict[str, Any]) -> str:
     return to_json(envelope)
-
-
-@dataclass(frozen=True)
-class KafkaRecord:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-    headers: list[tuple[str, bytes]]
-
-
-def kafka_record(envelope: dict[str, Any], contract: Contract) -> KafkaRecord:
-    """The envelope as the Kafka record it stands for: key = key, value = payload, header ts_ms = ts_ms.
-
-    The payload is JSON for Debezium-JSON inputs and schemaless Avro (the pinned schema) for
-    Avro inputs; a null payload (a tombstone) is a null value.
-    """
-    spec = contract.input_for(envelope["topic"], envelope["schema"])
-    payload = envelope.get("payload")
-    value: bytes | None
-    if payload is None:
-        value = None
-    elif spec is not None and spec.format == "avro":
-        import fastavro
-
-        buf = io.BytesIO()
-        record = json.loads(to_json(payload))
-        fastavro.schemaless_writer(buf, fastavro.parse_schema(contract.load_schema(spec)), record)
-        value = buf.getvalue()
-    else:
-        value = to_json(payload).encode("utf-8")
-    headers = [("schema", str(envelope["schema"]).encode()), ("ts_ms", str(int(envelope["ts_ms"])).encode())]
-    if envelope.get("sensitivity"):
-        headers.append(("sensitivity", str(envelope["sensitivity"]).encode()))
-    key = envelope.get("key")
-    return KafkaRecord(envelope["topic"], key.encode("utf-8") if key is not None else None, value,
-                       int(envelope["ts_ms"]), headers)
 
 
 def write_file(plan: ReplayPlan, out: io.TextIOBase | Any) -> int:

@@ -133,7 +133,7 @@ class Ticker:
         self.ts_ms += 1_000
         env = cdc(self.ts_ms, "c", after=order_row(f"tick-{self.ts_ms}", "acct-tick", "1.00"))
         rec = to_record(json.dumps(env), "cdc.public.orders")
-        self.producer.send(rec["topic"], key=rec["key"], value=rec["value"], headers=rec["headers"], partition=1)
+        self.producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers, partition=1)
         self.producer.flush()
         self.sent += 1
         self._last = time.monotonic()
@@ -294,7 +294,7 @@ def test_stop_with_savepoint_resume_and_no_duplicate_action(run):
     try:
         for line in (old, json.dumps(new)):
             rec = to_record(line, "cdc.public.orders")
-            producer.send(rec["topic"], key=rec["key"], value=rec["value"], headers=rec["headers"], partition=0)
+            producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers, partition=0)
         producer.flush()
     finally:
         producer.close()

@@ -259,7 +259,7 @@ def test_to_json_keeps_decimal_text_and_unicode():
 def test_kafka_record_of_a_cdc_envelope_is_its_payload_json():
     env = t.replay_envelope({**VIP_ENV, "partition": 3, "offset": 9, "sensitivity": "Internal"})
     rec = t.kafka_record(env, CONTRACT)
-    assert (rec.topic, rec.key, rec.timestamp_ms) == ("cdc.public.orders", VIP_ENV["key"].encode(), VIP_ENV["ts_ms"])
+    assert (rec.topic, rec.key, rec.ts_ms) == ("cdc.public.orders", VIP_ENV["key"].encode(), VIP_ENV["ts_ms"])
     assert json.loads(rec.value) == VIP_ENV["payload"]
     assert ("schema", b"v2") in rec.headers and ("sensitivity", b"Internal") in rec.headers
     tomb = t.kafka_record({**VIP_ENV, "payload": None}, CONTRACT)
