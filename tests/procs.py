@@ -62,9 +62,10 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, procs: l
         time.sleep(every_s)
 
 
-def start_sandbox(tmp: Path) -> tuple[Proc, str]:
-    """The sandbox tool service over real HTTP on a free port."""
-    proc = Proc.python("sinks.sandbox", "--port", "0", "--db", str(tmp / "tools.sqlite"), log=tmp / "sandbox.log")
+def start_sandbox(tmp: Path, db: Path | None = None) -> tuple[Proc, str]:
+    """The sandbox tool service over real HTTP on a free port; returns the process and its URL."""
+    proc = Proc.python("sinks.sandbox", "--port", "0", "--db", str(db or tmp / "tools.sqlite"),
+                       log=tmp / "sandbox.log")
 
     def url() -> str | None:
         text = proc.log.read_text() if proc.log.exists() else ""
@@ -73,4 +74,4 @@ def start_sandbox(tmp: Path) -> tuple[Proc, str]:
                 return json.loads(line)["sandbox"]
         return None
 
-    return proc, wait_for(url, 30, "the sandbox to listen", [proc], every_s=0.2)
+    return proc, wait_for(url, 30, "the sandbox to listen", [proc], every_s=0.05)

@@ -35,15 +35,12 @@ import time
 from collections import deque
 from typing import Any, Iterable, Iterator
 
+from contracts.records import now_ms
 from jobs.runtime.tags import OUT
 
 RESERVOIR = 1024
 TRACE_LOG = logging.getLogger("streaming_agent.traces")
 _TRACE_LOG_ON = os.environ.get("AGENT_TRACE_LOG", "1").strip().lower() not in ("0", "false", "off", "no")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Reservoir:

@@ -80,15 +80,21 @@ def test_invalid_proposals_never_reach_the_sink():
         assert d.actions == [] and acc == []
 
 
-def test_policy_exception_is_dlq():
-    class Broken(RulePolicy):
-        name = "broken"
+def raising_policy(name, error):
+    """A rule policy whose propose() raises `error`."""
 
+    class Raising(RulePolicy):
         def propose(self, env, idem):
-            raise RuntimeError("boom")
+            raise error
 
+    policy = Raising()
+    policy.name = name
+    return policy
+
+
+def test_policy_exception_is_dlq():
     e = env(breach_env())
-    d, _ = AgentStage(CONTRACT, Broken()).decide(e, key(e), MemoryDedupStore(), [])
+    d, _ = AgentStage(CONTRACT, raising_policy("broken", RuntimeError("boom"))).decide(e, key(e), MemoryDedupStore(), [])
     assert d.outcome == Outcome.DLQ and "RuntimeError" in d.error
 
 
@@ -147,13 +153,8 @@ def test_per_input_tool_allowlist():
 def test_policy_rejected_is_dlq_with_its_reason():
     from jobs.policy import PolicyRejected
 
-    class Refuses(RulePolicy):
-        name = "refuses"
-
-        def propose(self, env, idem):
-            raise PolicyRejected("timeout: no answer within 10 s")
-
+    refuses = raising_policy("refuses", PolicyRejected("timeout: no answer within 10 s"))
     e = env(breach_env())
-    d, acc = AgentStage(CONTRACT, Refuses()).decide(e, key(e), MemoryDedupStore(), [])
+    d, acc = AgentStage(CONTRACT, refuses).decide(e, key(e), MemoryDedupStore(), [])
     assert d.outcome == Outcome.DLQ and d.reason == Reason.INVALID_RESPONSE and acc == []
     assert d.error == "policy refuses rejected its answer: timeout: no answer within 10 s"

@@ -8,13 +8,11 @@ Without it the postgres variants skip, except in CI (CI=true) where they fail.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Iterator
 import pytest
 
 from sinks.outbox import SqlOutbox, open_outbox
+from tests.procs import start_sandbox
 from tests.sinks.helpers import Sandbox, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,35 +33,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_sandbox(db: Path, log: Path) -> tuple[subprocess.Popen[str], Sandbox]:
-    proc = subprocess.Popen([sys.executable, "-m", "sinks.sandbox", "--port", "0", "--db", str(db)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait(10)
-        raise AssertionError(f"sandbox did not start: {log.read_text()[-2000:]}")
-    return proc, Sandbox(json.loads(line)["sandbox"], str(db))
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     """A fresh sandbox service (`python -m sinks.sandbox`) in a subprocess, on a free port."""
-    proc, sb = start_sandbox(tmp_path / "sandbox_tools.sqlite", tmp_path / "sandbox.log")
+    db = tmp_path / "sandbox_tools.sqlite"
+    proc, url = start_sandbox(tmp_path, db)
     try:
-        yield sb
+        yield Sandbox(url, str(db))
     finally:
-        stop(proc)
+        proc.stop()
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
