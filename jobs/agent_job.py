@@ -21,10 +21,13 @@ from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.table import StreamTableEnvironment
 
 from contracts import records
+from contracts.contract import load_contract
 from contracts.models import AgentResponse
 from contracts.records import Out
 
 from jobs.config import JobConfig
+from jobs.prefilter import JAR as PREFILTER_JAR
+from jobs.prefilter import PrefilterPlan, plan_prefilter
 from jobs.routing import Routed
 from jobs.runtime.agent_op import AgentFunction
 from jobs.runtime.breach_op import BreachFunction
@@ -74,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
     ap.add_argument("--checkpoint-dir", help="default: the cluster's (flink run), else STATE/checkpoints "
                                              "(retained on cancel)")
     ap.add_argument("--from-checkpoint", help="restore from a retained checkpoint or savepoint path")
+    ap.add_argument("--no-jvm-prefilter", action="store_true",
+                    help="Kafka mode: send every record through the Python gate (the all-Python pipeline)")
     ap.add_argument("--jars", nargs="*", default=[], help="connector jars (default .infra/jars/flink/*.jar)")
     a = ap.parse_args(argv)
     if bool(a.events) == bool(a.bootstrap_servers):
@@ -88,7 +93,8 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
                      bootstrap_servers=a.bootstrap_servers, group_id=a.group_id,
                      topic_pattern=a.topic_pattern, startup_mode=a.startup_mode,
                      checkpoint_interval_ms=a.checkpoint_interval_ms, checkpoint_dir=absolute(a.checkpoint_dir),
-                     from_checkpoint=a.from_checkpoint, jars=tuple(absolute(j) for j in a.jars))
+                     from_checkpoint=a.from_checkpoint, jars=tuple(absolute(j) for j in a.jars),
+                     jvm_prefilter=not a.no_jvm_prefilter)
 
 
 def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
@@ -97,7 +103,8 @@ def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
     Stateful operators carry stable uids, so savepoints restore whatever optional stages are on."""
     if config.kafka_mode:
         t_env = StreamTableEnvironment.create(env)
-        rows = source_stream(t_env, config)
+        prefilter = prefilter_plan(config)
+        rows = source_stream(t_env, config, prefilter)
         ingress = rows.process(KafkaIngressFunction(config)).name("contract-gate").uid("contract-gate")
         governed = ingress
     else:
@@ -131,7 +138,7 @@ def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
         requests = agent.map(action_request_of).name("action-requests").uid("action-requests")
         statements = t_env.create_statement_set()
         add_sinks(t_env, statements, side_outputs.union(requests), config,
-                  ("breaches", "dlq", "traces", "shadow", "actions"))
+                  ("breaches", "dlq", "traces", "shadow", "actions"), prefilter)
         statements.attach_as_datastream()
         return
 
@@ -142,6 +149,13 @@ def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
         .set_parallelism(1)
     outputs = side_outputs.union(sink.get_side_output(OUT))
     outputs.process(JsonlWriterFunction(config.out_dir)).name("jsonl-writer").set_parallelism(1).print()
+
+
+def prefilter_plan(config: JobConfig) -> PrefilterPlan:
+    plan = plan_prefilter(load_contract(config.contract_path), config.policy, str(config.threshold),
+                          config.max_out_of_orderness_ms, config.jvm_prefilter)
+    print(f"jvm prefilter: {'on' if plan.enabled else 'off, ' + plan.why_not}", file=sys.stderr, flush=True)
+    return plan
 
 
 def action_request_of(value: tuple[Routed, AgentResponse]) -> Out:
@@ -176,6 +190,11 @@ def make_env(config: JobConfig) -> StreamExecutionEnvironment:
         jars = list(config.jars) or [str(p) for p in sorted((REPO / ".infra" / "jars" / "flink").glob("*.jar"))]
         if not jars:
             raise SystemExit("Kafka mode needs the Flink Kafka connector jar: run infra/fetch.sh flink or pass --jars")
+        if config.jvm_prefilter and config.policy == "rules":
+            if not PREFILTER_JAR.exists():
+                raise SystemExit(f"{PREFILTER_JAR} is missing: run `bash scripts/setup.sh --infra` (it builds jvm/) "
+                                 "or pass --no-jvm-prefilter")
+            jars.append(str(PREFILTER_JAR))
         env.add_jars(*[Path(j).resolve().as_uri() for j in jars])
     return env
 

@@ -35,7 +35,9 @@ class IngressFunction(ProcessFunction):
         self.lateness = PartitionLateness(self.config.max_out_of_orderness_ms)
         self.metrics = Counters(runtime_context, "agent")
 
-    def handle(self, res: GateResult, split: Hashable) -> Iterable[Any]:
+    def handle(self, res: GateResult, split: Hashable, late: bool | None = None) -> Iterable[Any]:
+        """`late`: the verdict of the JVM prefilter, which sees every record of the partition;
+        None lets this instance's tracker judge (file mode, or the prefilter off)."""
         pos = res.position
         self.metrics.inc("envelopes_in", "topic", str(pos.topic))
         if res.outcome == "dlq":
@@ -47,7 +49,7 @@ class IngressFunction(ProcessFunction):
         env = res.envelope
         assert env is not None
         key = idempotency_key(env.topic, env.key, env.ts_ms)
-        if self.lateness.observe(split, env.ts_ms):
+        if late if late is not None else self.lateness.observe(split, env.ts_ms):
             self.metrics.inc("late")
             self.metrics.inc("dlq", "reason", str(Reason.LATE))
             bound = self.config.max_out_of_orderness_ms
@@ -76,10 +78,12 @@ class FileIngressFunction(IngressFunction):
 
 
 class KafkaIngressFunction(IngressFunction):
-    """Input rows: (k, v, topic, partition, offset, headers); event time is the row's timestamp."""
+    """Input rows: (k, v, topic, partition, offset, headers, [late,] event time); event time is also the
+    row's timestamp. The `late` column is there when the JVM prefilter runs."""
 
     def process_element(self, row: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
         k, v, topic, partition, offset, headers = row[0], row[1], row[2], row[3], row[4], row[5]
+        late = bool(row[6]) if len(row) > 7 else None
         ts = ctx.timestamp()
         obj, error = envelope_from_kafka(self.contract, topic, partition, offset, k, v, ts, headers)
         if obj is None:
@@ -87,4 +91,4 @@ class KafkaIngressFunction(IngressFunction):
             res = self.gate.malformed(v or b"", Position(topic, partition, offset, key, ts, None), error or "")
         else:
             res = self.gate.check_object(obj, offset, partition)
-        yield from self.metrics.tap(self.handle(res, split=(topic, partition)), res.position.ts_ms)
+        yield from self.metrics.tap(self.handle(res, split=(topic, partition), late=late), res.position.ts_ms)

@@ -13,10 +13,11 @@ from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream
-from pyflink.table import StatementSet, StreamTableEnvironment
+from pyflink.table import DataTypes, Schema, StatementSet, StreamTableEnvironment
 
 from jobs.config import JobConfig
 from jobs.kafka_records import ORIGIN, ORIGIN_HEADER, OUTPUT_TOPICS, output_record
+from jobs.prefilter import FUNCTION_CLASS, FUNCTION_NAME, LATE, PrefilterPlan, sql_call
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 OUTPUT_ROW = Types.ROW_NAMED(["topic", "k", "v", "headers"],
@@ -29,8 +30,17 @@ def _common(config: JobConfig) -> str:
             "'value.fields-include' = 'EXCEPT_KEY'")
 
 
-def source_stream(t_env: StreamTableEnvironment, config: JobConfig) -> DataStream:
-    """Rows (k, v, topic, partition, offset, headers) with event-time timestamps and per-partition watermarks."""
+COLUMNS = "k, v, `topic`, `partition`, `offset`, `headers`"
+FAST_TRACES_VIEW = "agent_fast_traces"
+
+
+def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: PrefilterPlan) -> DataStream:
+    """Rows (k, v, topic, partition, offset, headers, event_ts) with event-time timestamps and per-partition
+    watermarks.
+
+    With the prefilter on, only the rows it cannot settle come back, as (k, v, topic, partition, offset,
+    headers, late, rowtime) with its lateness verdict; the `no_action` traces it writes for the others
+    wait in the view FAST_TRACES_VIEW for `add_sinks`."""
     bound_s = (config.max_out_of_orderness_ms + 1) / 1000.0  # watermark = max - bound - 1 ms
     # Event time: the `ts_ms` header when a producer of ours set it (scenario loader, DLQ replays,
     # our breaches), else Debezium's source.ts_ms; a tombstone has only its record time; an
@@ -60,11 +70,25 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig) -> DataStrea
           'scan.startup.mode' = '{config.startup_mode}',
           'scan.topic-partition-discovery.interval' = '10 s'
         )""")
-    table = t_env.sql_query(f"""
-        SELECT k, v, `topic`, `partition`, `offset`, `headers`, event_ts FROM agent_inputs
-        WHERE `headers`['{ORIGIN_HEADER}'] IS NULL
-           OR CAST(`headers`['{ORIGIN_HEADER}'] AS STRING) <> '{ORIGIN}'""")
-    return t_env.to_data_stream(table)
+    ours = f"`headers`['{ORIGIN_HEADER}'] IS NOT NULL AND CAST(`headers`['{ORIGIN_HEADER}'] AS STRING) = '{ORIGIN}'"
+    if not prefilter.enabled:
+        return t_env.to_data_stream(t_env.sql_query(
+            f"SELECT {COLUMNS}, event_ts FROM agent_inputs WHERE NOT ({ours})"))
+    # One scan of the topics: the classified rows become a DataStream (JVM only) and then a table
+    # again, which both the Python branch and the fast-trace sink read. (Two queries on agent_inputs
+    # would be two Kafka sources.) Timestamps and watermarks cross as the stream's rowtime.
+    t_env.create_java_temporary_system_function(FUNCTION_NAME, FUNCTION_CLASS)
+    classified = t_env.to_data_stream(t_env.sql_query(
+        f"SELECT {COLUMNS}, event_ts, {sql_call(prefilter)} AS fast_trace FROM agent_inputs WHERE NOT ({ours})"))
+    schema = (Schema.new_builder().column_by_metadata("rowtime", DataTypes.TIMESTAMP_LTZ(3))
+              .watermark("rowtime", "SOURCE_WATERMARK()").build())
+    t_env.create_temporary_view("agent_classified", t_env.from_data_stream(classified, schema))
+    t_env.create_temporary_view(FAST_TRACES_VIEW, t_env.sql_query(
+        "SELECT JSON_VALUE(fast_trace, '$.idempotency_key') AS k, CAST(fast_trace AS BYTES) AS v "
+        f"FROM agent_classified WHERE fast_trace IS NOT NULL AND fast_trace <> '{LATE}'"))
+    return t_env.to_data_stream(t_env.sql_query(
+        f"SELECT {COLUMNS}, fast_trace IS NOT NULL AS late, rowtime FROM agent_classified "
+        f"WHERE fast_trace IS NULL OR fast_trace = '{LATE}'"))
 
 
 def to_output_row(value: tuple[str, dict[str, Any]]) -> Row:
@@ -77,12 +101,13 @@ def to_output_row(value: tuple[str, dict[str, Any]]) -> Row:
 
 
 def add_sinks(t_env: StreamTableEnvironment, statements: StatementSet, outputs: DataStream,
-              config: JobConfig, kinds: tuple[str, ...]) -> None:
-    """One exactly-once Kafka table per output topic, fed from the tagged output stream."""
+              config: JobConfig, kinds: tuple[str, ...], prefilter: PrefilterPlan) -> None:
+    """One exactly-once Kafka table per output topic, fed from the tagged output stream (plus the
+    prefilter's traces, through a sink of their own)."""
     rows = outputs.map(to_output_row, output_type=OUTPUT_ROW).name("to-kafka-records")
     t_env.create_temporary_view("agent_outputs", t_env.from_data_stream(rows))
-    for kind in kinds:
-        topic = OUTPUT_TOPICS[kind]
+    for kind in kinds + (("fast_traces",) if prefilter.enabled else ()):
+        topic = OUTPUT_TOPICS["traces" if kind == "fast_traces" else kind]
         name = "out_" + kind
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE {name} (
@@ -95,6 +120,11 @@ def add_sinks(t_env: StreamTableEnvironment, statements: StatementSet, outputs: 
               'sink.transactional-id-prefix' = '{config.group_id}-{kind}',
               'properties.transaction.timeout.ms' = '900000'
             )""")
-        statements.add_insert_sql(
-            f"INSERT INTO {name} SELECT k, v, `headers` "
-            f"FROM agent_outputs WHERE `topic` = '{topic}'")
+        if kind == "fast_traces":
+            statements.add_insert_sql(
+                f"INSERT INTO {name} SELECT k, v, MAP['{ORIGIN_HEADER}', CAST('{ORIGIN}' AS BYTES)] "
+                f"FROM {FAST_TRACES_VIEW}")
+        else:
+            statements.add_insert_sql(
+                f"INSERT INTO {name} SELECT k, v, `headers` "
+                f"FROM agent_outputs WHERE `topic` = '{topic}'")

@@ -1,0 +1,39 @@
+package streamingagent.prefilter;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.util.Set;
+
+/**
+ * Runs {@link OrderChangeCheck} over JSON Lines on stdin, one verdict per line on stdout
+ * ({@code jvm} or {@code python}), so tests can compare it with the Python gate without Flink.
+ *
+ * <p>Args: topic pinned_schema allowed_sensitivities(comma) default_sensitivity token_regex threshold.
+ * Each input line: {"topic": str, "value_b64": str|null, "schema": str|null, "sensitivity": str|null}.
+ */
+public final class CheckCli {
+    public static void main(String[] args) throws Exception {
+        OrderChangeCheck check = new OrderChangeCheck(args[0], args[1], Set.of(args[2].split(",")), args[3],
+                args[4], new BigDecimal(args[5]));
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            JsonNode r = OrderChangeCheck.mapper().readTree(line);
+            byte[] value = r.path("value_b64").isTextual()
+                    ? java.util.Base64.getDecoder().decode(r.get("value_b64").textValue()) : null;
+            boolean jvm = check.certainlyNoAction(r.path("topic").asText(), value, textOrNull(r, "schema"),
+                    textOrNull(r, "sensitivity"));
+            out.println(jvm ? "jvm" : "python");
+        }
+        out.flush();
+    }
+
+    private static String textOrNull(JsonNode r, String field) {
+        return r.path(field).isTextual() ? r.get(field).textValue() : null;
+    }
+}

@@ -1,0 +1,113 @@
+package streamingagent.prefilter;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.functions.ScalarFunction;
+
+import java.math.BigDecimal;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Flink SQL function {@code order_fast_path(...)}, the JVM prefilter of Kafka mode. For each record,
+ * in the order its source partition delivers them (the call is chained to the Kafka source):
+ * {@code 'late'} when its event time is more than the bound behind the largest one seen before on
+ * its partition (the rule of jobs/lateness.py, applied here because only here are all records
+ * seen); else the {@code no_action} trace (JSON text) of a record that {@link OrderChangeCheck}
+ * settles on the JVM; else NULL, and Python decides.
+ *
+ * <p>The trace has the fields and values the Python ingress writes for such a record (SPEC section
+ * 6), plus {@code "via": "jvm-prefilter"}. The contract's settings arrive as literal arguments,
+ * so the function holds no copy of the contract.
+ */
+public class OrderFastPath extends ScalarFunction {
+    public static final String LATE = "late";
+    private transient OrderChangeCheck check;
+    private transient String settings;
+    private transient Map<String, Long> maxSeen;
+
+    @Override
+    public boolean isDeterministic() {
+        return false;  // it keeps the largest event time per partition: evaluate it once per record, in order
+    }
+
+    public @DataTypeHint("STRING") String eval(
+            String topic, Integer partition, Long offset, byte[] key, byte[] value, Instant eventTime,
+            byte[] schemaHeader, byte[] sensitivityHeader, Long boundMs,
+            String contractTopic, String pinnedSchema, String allowedSensitivities, String defaultSensitivity,
+            String tokenRegex, String threshold) {
+        if (eventTime == null) {
+            return null;
+        }
+        long ts = eventTime.toEpochMilli();
+        if (late(topic + "/" + partition, ts, boundMs)) {
+            return LATE;
+        }
+        OrderChangeCheck c = checkFor(contractTopic, pinnedSchema, allowedSensitivities, defaultSensitivity,
+                tokenRegex, threshold);
+        String keyText;
+        String schema;
+        String sensitivity;
+        try {
+            keyText = key == null ? null : OrderChangeCheck.strictUtf8(key);
+            schema = schemaHeader == null ? null : OrderChangeCheck.strictUtf8(schemaHeader);
+            sensitivity = sensitivityHeader == null ? null : OrderChangeCheck.strictUtf8(sensitivityHeader);
+        } catch (CharacterCodingException e) {
+            return null;
+        }
+        if (!c.certainlyNoAction(topic, value, schema, sensitivity)) {
+            return null;
+        }
+        ObjectNode t = OrderChangeCheck.mapper().createObjectNode();
+        t.put("topic", topic).put("partition", partition).put("offset", offset).put("key", keyText)
+                .put("ts_ms", ts).put("schema", c.schemaOf(schema))
+                .put("idempotency_key", idempotencyKey(topic, keyText, ts)).put("outcome", "no_action");
+        t.putArray("actions");
+        t.putArray("receipts");
+        t.put("lag_ms", System.currentTimeMillis() - ts).put("via", "jvm-prefilter");
+        return t.toString();
+    }
+
+    private boolean late(String split, long ts, long boundMs) {
+        if (maxSeen == null) {
+            maxSeen = new HashMap<>();
+        }
+        Long prev = maxSeen.get(split);
+        if (prev != null && ts < prev - boundMs) {
+            return true;
+        }
+        if (prev == null || ts > prev) {
+            maxSeen.put(split, ts);
+        }
+        return false;
+    }
+
+    private OrderChangeCheck checkFor(String topic, String pinned, String allowed, String dflt, String token,
+                                      String threshold) {
+        String now = String.join("\u0000", topic, pinned, allowed, dflt, token, threshold);
+        if (check == null || !now.equals(settings)) {
+            check = new OrderChangeCheck(topic, pinned, Set.of(allowed.split(",")), dflt, token,
+                    new BigDecimal(threshold));
+            settings = now;
+        }
+        return check;
+    }
+
+    /** SPEC section 4: "idem-" + sha256(topic + key + str(ts_ms)); a null key hashes as "". */
+    static String idempotencyKey(String topic, String key, long tsMs) {
+        try {
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
+            byte[] d = sha.digest((topic + (key == null ? "" : key) + tsMs).getBytes(StandardCharsets.UTF_8));
+            return "idem-" + HexFormat.of().formatHex(d);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
