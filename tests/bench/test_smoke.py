@@ -1,0 +1,50 @@
+"""A small run of the benchmark (`python -m bench.run --smoke`), so the command cannot rot: every system
+runs, every output is written, and the two pipelines agree record by record."""
+import json
+import math
+
+import pytest
+
+from bench import run as bench
+from tests.infra import local
+
+pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    missing = local.missing_prerequisites()
+    if missing:
+        pytest.fail(missing) if __import__("os").environ.get("CI") == "true" else pytest.skip(missing)
+    out = tmp_path_factory.mktemp("bench")
+    return bench.main(["--smoke", "--out", str(out)]), out
+
+
+def test_every_system_handles_every_event(smoke):
+    result, _ = smoke
+    kafka = {r["system"]: r for r in result["runs"] if r["mode"] == "kafka"}
+    assert set(kafka) == set(bench.SYSTEMS)
+    for r in result["runs"]:
+        assert r["done"] >= r["events"] > 0, r
+        assert r["events_per_s"] > 0 and r["peak_rss_mb"], r
+
+
+def test_prefilter_and_all_python_pipelines_give_the_same_outcomes(smoke):
+    result, _ = smoke
+    kafka = {r["system"]: r for r in result["runs"] if r["mode"] == "kafka"}
+    fast, slow = kafka[bench.PREFILTER]["outcomes"], kafka[bench.ALL_PYTHON]["outcomes"]
+    assert len(fast) == kafka[bench.PREFILTER]["events"]
+    assert fast == slow
+    assert {"no_action", "processed", "dlq"} <= set(fast.values())
+
+
+def test_results_file_and_plot(smoke):
+    result, out = smoke
+    stored = json.loads((out / "smoke.json").read_text())
+    for key in ("events_per_s", "p95_latency_ms", "ratio_vs_seed_loop", "ratio_vs_python_operators", "machine",
+                "date"):
+        assert stored[key] is not None, key
+    assert stored["ratio_vs_seed_loop"] > 0 and stored["ratio_vs_python_operators"] > 0
+    assert (out / "smoke.png").stat().st_size > 10_000
+    lat = {x["system"]: x for x in result["latency"]}
+    assert lat[bench.PREFILTER]["receipts"] > 0 and not math.isnan(lat[bench.PREFILTER]["p95_ms"])
