@@ -21,7 +21,13 @@ from contracts.contract import Contract
 ORDERS_TOPIC = "cdc.public.orders"
 FUNCTION_NAME = "order_fast_path"
 FUNCTION_CLASS = "streamingagent.prefilter.OrderFastPath"
-LATE = "late"  # the function's answer for a record behind its partition's bound (else a trace, or NULL)
+# Its answer is a row (verdict, k, trace); verdicts:
+LATE = "late"            # behind its partition's bound: Python DLQs it `late`
+NO_ACTION = "no_action"  # settled on the JVM: `trace` is its trace, `k` its idempotency key
+PYTHON = "python"        # the Python gate decides
+# Debezium source.ts_ms by a streaming scan, for the source's watermark column (instead of JSON_VALUE)
+EVENT_TIME_FUNCTION_NAME = "cdc_event_ms"
+EVENT_TIME_FUNCTION_CLASS = "streamingagent.prefilter.CdcEventTime"
 JAR = Path(__file__).resolve().parent.parent / "jvm" / "target" / "streaming-agent-prefilter.jar"
 # sha256 of contracts/schemas/debezium_order_v2.json, the schema OrderChangeCheck.java checks by hand
 CHECKED_SCHEMA_SHA256 = "9809951f4ae42df3aa005e6df917080240f344d240ec5e1ee7e2003b916fc471"
@@ -58,7 +64,7 @@ def plan_prefilter(contract: Contract, policy: str, threshold: str, bound_ms: in
 
 
 def sql_call(plan: PrefilterPlan) -> str:
-    """The SQL expression over the agent_inputs columns that yields 'late', the trace, or NULL."""
+    """The SQL expression over the agent_inputs columns that yields the (verdict, k, trace) row."""
     literals = ", ".join("'" + a.replace("'", "''") + "'" for a in plan.args)
     return (f"{FUNCTION_NAME}(`topic`, `partition`, `offset`, k, v, event_ts, "
             f"`headers`['schema'], `headers`['sensitivity'], CAST({plan.bound_ms} AS BIGINT), {literals})")

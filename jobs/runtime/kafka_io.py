@@ -17,7 +17,8 @@ from pyflink.table import DataTypes, Schema, StatementSet, StreamTableEnvironmen
 
 from jobs.config import JobConfig
 from jobs.kafka_records import ORIGIN, ORIGIN_HEADER, OUTPUT_TOPICS, output_record
-from jobs.prefilter import FUNCTION_CLASS, FUNCTION_NAME, LATE, PrefilterPlan, sql_call
+from jobs.prefilter import (EVENT_TIME_FUNCTION_CLASS, EVENT_TIME_FUNCTION_NAME, FUNCTION_CLASS, FUNCTION_NAME, LATE,
+                            NO_ACTION, PrefilterPlan, sql_call)
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 OUTPUT_ROW = Types.ROW_NAMED(["topic", "k", "v", "headers"],
@@ -47,6 +48,13 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: P
     # undecodable value gets 0 so it never moves the watermark. Never later than the record
     # timestamp, so a bogus value cannot push the watermark into the future.
     # CAST(v AS STRING) rather than DECODE(): DECODE does not compile inside a watermark generator.
+    # With the prefilter's jar at hand, a streaming scan (cdc_event_ms) reads source.ts_ms instead of
+    # JSON_VALUE, which builds the whole document for one field.
+    source_ts = "TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.source.ts_ms') AS BIGINT)"
+    if prefilter.enabled:
+        t_env.create_java_temporary_system_function(EVENT_TIME_FUNCTION_NAME, EVENT_TIME_FUNCTION_CLASS)
+        t_env.create_java_temporary_system_function(FUNCTION_NAME, FUNCTION_CLASS)
+        source_ts = f"{EVENT_TIME_FUNCTION_NAME}(v)"
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE agent_inputs (
           k BYTES,
@@ -58,7 +66,7 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: P
           `headers` MAP<STRING, BYTES> METADATA VIRTUAL,
           event_ts AS LEAST(kafka_ts, COALESCE(
             TO_TIMESTAMP_LTZ(TRY_CAST(CAST(`headers`['ts_ms'] AS STRING) AS BIGINT), 3),
-            TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.source.ts_ms') AS BIGINT), 3),
+            TO_TIMESTAMP_LTZ({source_ts}, 3),
             CASE WHEN v IS NULL THEN kafka_ts ELSE TO_TIMESTAMP_LTZ(0, 3) END)),
           WATERMARK FOR event_ts AS event_ts - INTERVAL '{bound_s:.3f}' SECOND
         ) WITH (
@@ -77,18 +85,17 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: P
     # One scan of the topics: the classified rows become a DataStream (JVM only) and then a table
     # again, which both the Python branch and the fast-trace sink read. (Two queries on agent_inputs
     # would be two Kafka sources.) Timestamps and watermarks cross as the stream's rowtime.
-    t_env.create_java_temporary_system_function(FUNCTION_NAME, FUNCTION_CLASS)
     classified = t_env.to_data_stream(t_env.sql_query(
-        f"SELECT {COLUMNS}, event_ts, {sql_call(prefilter)} AS fast_trace FROM agent_inputs WHERE NOT ({ours})"))
+        f"SELECT {COLUMNS}, event_ts, {sql_call(prefilter)} AS fast FROM agent_inputs WHERE NOT ({ours})"))
     schema = (Schema.new_builder().column_by_metadata("rowtime", DataTypes.TIMESTAMP_LTZ(3))
               .watermark("rowtime", "SOURCE_WATERMARK()").build())
     t_env.create_temporary_view("agent_classified", t_env.from_data_stream(classified, schema))
     t_env.create_temporary_view(FAST_TRACES_VIEW, t_env.sql_query(
-        "SELECT JSON_VALUE(fast_trace, '$.idempotency_key') AS k, CAST(fast_trace AS BYTES) AS v "
-        f"FROM agent_classified WHERE fast_trace IS NOT NULL AND fast_trace <> '{LATE}'"))
+        f"SELECT fast.k AS k, CAST(fast.trace AS BYTES) AS v FROM agent_classified "
+        f"WHERE fast.verdict = '{NO_ACTION}'"))
     return t_env.to_data_stream(t_env.sql_query(
-        f"SELECT {COLUMNS}, fast_trace IS NOT NULL AS late, rowtime FROM agent_classified "
-        f"WHERE fast_trace IS NULL OR fast_trace = '{LATE}'"))
+        f"SELECT {COLUMNS}, fast.verdict = '{LATE}' AS late, rowtime FROM agent_classified "
+        f"WHERE fast.verdict <> '{NO_ACTION}'"))
 
 
 def to_output_row(value: tuple[str, dict[str, Any]]) -> Row:

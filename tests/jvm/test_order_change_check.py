@@ -163,3 +163,24 @@ def test_jvm_keeps_only_what_python_settles_as_no_action():
                                         (14, "python"), (15, "python"), (16, "python"), (17, "python")])
 def test_edge_cases(i, expected):
     assert jvm_verdicts([EDGES[i]]) == [expected]
+
+
+EVENT_TIMES = [  # value, source.ts_ms as the Kafka source's watermark column must read it
+    (b'{"op":"c","source":{"ts_ms":1767225600000,"lsn":1}}', 1767225600000),
+    (b'{"source":{"lsn":1,"ts_ms":"1767225600001"},"op":"c"}', 1767225600001),
+    (b'{"before":{"source":{"ts_ms":5}},"source":{"ts_ms":7}}', 7),           # nested look-alike skipped
+    (b'{"source":{"ts_ms":1},"source":{"ts_ms":2}}', 2),                       # repeated key: the last
+    (b'{"source":{"ts_ms":1.5}}', None),
+    (b'{"source":{"ts_ms":null}}', None),
+    (b'{"source":[1,2]}', None),
+    (b'{"op":"c"}', None),
+    (b"not json", None),
+    (b"[1]", None),
+]
+
+
+def test_event_time_scan_reads_source_ts_ms():
+    values = "\n".join(base64.b64encode(v).decode() for v, _ in EVENT_TIMES) + "\n"
+    out = subprocess.run(["java", "-cp", str(JAR), "streamingagent.prefilter.CheckCli", "--event-time"],
+                         input=values, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert out == ["null" if ts is None else str(ts) for _, ts in EVENT_TIMES]

@@ -15,9 +15,14 @@ import java.util.Set;
  *
  * <p>Args: topic pinned_schema allowed_sensitivities(comma) default_sensitivity token_regex threshold.
  * Each input line: {"topic": str, "value_b64": str|null, "schema": str|null, "sensitivity": str|null}.
+ * With the single arg {@code --event-time}: one {@link DebeziumSourceTime} answer per line ("null" for none).
  */
 public final class CheckCli {
     public static void main(String[] args) throws Exception {
+        if (args.length == 1 && args[0].equals("--event-time")) {
+            eventTimes();
+            return;
+        }
         OrderChangeCheck check = new OrderChangeCheck(args[0], args[1], Set.of(args[2].split(",")), args[3],
                 args[4], new BigDecimal(args[5]));
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -29,6 +34,15 @@ public final class CheckCli {
             boolean jvm = check.certainlyNoAction(r.path("topic").asText(), value, textOrNull(r, "schema"),
                     textOrNull(r, "sensitivity"));
             out.println(jvm ? "jvm" : "python");
+        }
+        out.flush();
+    }
+
+    private static void eventTimes() throws Exception {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            out.println(DebeziumSourceTime.of(java.util.Base64.getDecoder().decode(line.trim())));
         }
         out.flush();
     }

@@ -1,8 +1,12 @@
 package streamingagent.prefilter;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.ScalarFunction;
+import org.apache.flink.types.Row;
 
 import java.math.BigDecimal;
 import java.nio.charset.CharacterCodingException;
@@ -17,11 +21,12 @@ import java.util.Set;
 
 /**
  * Flink SQL function {@code order_fast_path(...)}, the JVM prefilter of Kafka mode. For each record,
- * in the order its source partition delivers them (the call is chained to the Kafka source):
- * {@code 'late'} when its event time is more than the bound behind the largest one seen before on
- * its partition (the rule of jobs/lateness.py, applied here because only here are all records
- * seen); else the {@code no_action} trace (JSON text) of a record that {@link OrderChangeCheck}
- * settles on the JVM; else NULL, and Python decides.
+ * in the order its source partition delivers them (the call is chained to the Kafka source), a row
+ * (verdict, k, trace): verdict {@code late} when its event time is more than the bound behind the
+ * largest one seen before on its partition (the rule of jobs/lateness.py, applied here because only
+ * here are all records seen); else {@code no_action} with the idempotency key and the trace (JSON
+ * text) of a record that {@link OrderChangeCheck} settles on the JVM; else {@code python}, and
+ * Python decides.
  *
  * <p>The trace has the fields and values the Python ingress writes for such a record (SPEC section
  * 6), plus {@code "via": "jvm-prefilter"}. The contract's settings arrive as literal arguments,
@@ -29,26 +34,41 @@ import java.util.Set;
  */
 public class OrderFastPath extends ScalarFunction {
     public static final String LATE = "late";
+    public static final String NO_ACTION = "no_action";
+    public static final String PYTHON = "python";
+    private static final Row TO_PYTHON = Row.of(PYTHON, null, null);
+    private static final Row IS_LATE = Row.of(LATE, null, null);
     private transient OrderChangeCheck check;
     private transient String settings;
     private transient Map<String, Long> maxSeen;
+    private transient Counter settled;
+    private transient Counter late;
+
+    @Override
+    public void open(FunctionContext context) {
+        // beside the Python operators' metrics (group `agent`): settled + Python's envelopes_in = all records
+        MetricGroup agent = context.getMetricGroup().addGroup("agent");
+        settled = agent.counter("prefilter_no_action");
+        late = agent.counter("prefilter_late");
+    }
 
     @Override
     public boolean isDeterministic() {
         return false;  // it keeps the largest event time per partition: evaluate it once per record, in order
     }
 
-    public @DataTypeHint("STRING") String eval(
+    public @DataTypeHint("ROW<verdict STRING, k STRING, trace STRING>") Row eval(
             String topic, Integer partition, Long offset, byte[] key, byte[] value, Instant eventTime,
             byte[] schemaHeader, byte[] sensitivityHeader, Long boundMs,
             String contractTopic, String pinnedSchema, String allowedSensitivities, String defaultSensitivity,
             String tokenRegex, String threshold) {
         if (eventTime == null) {
-            return null;
+            return TO_PYTHON;
         }
         long ts = eventTime.toEpochMilli();
-        if (late(topic + "/" + partition, ts, boundMs)) {
-            return LATE;
+        if (isLate(topic + "/" + partition, ts, boundMs)) {
+            count(late);
+            return IS_LATE;
         }
         OrderChangeCheck c = checkFor(contractTopic, pinnedSchema, allowedSensitivities, defaultSensitivity,
                 tokenRegex, threshold);
@@ -60,22 +80,30 @@ public class OrderFastPath extends ScalarFunction {
             schema = schemaHeader == null ? null : OrderChangeCheck.strictUtf8(schemaHeader);
             sensitivity = sensitivityHeader == null ? null : OrderChangeCheck.strictUtf8(sensitivityHeader);
         } catch (CharacterCodingException e) {
-            return null;
+            return TO_PYTHON;
         }
         if (!c.certainlyNoAction(topic, value, schema, sensitivity)) {
-            return null;
+            return TO_PYTHON;
         }
+        String idem = idempotencyKey(topic, keyText, ts);
         ObjectNode t = OrderChangeCheck.mapper().createObjectNode();
         t.put("topic", topic).put("partition", partition).put("offset", offset).put("key", keyText)
                 .put("ts_ms", ts).put("schema", c.schemaOf(schema))
-                .put("idempotency_key", idempotencyKey(topic, keyText, ts)).put("outcome", "no_action");
+                .put("idempotency_key", idem).put("outcome", NO_ACTION);
         t.putArray("actions");
         t.putArray("receipts");
         t.put("lag_ms", System.currentTimeMillis() - ts).put("via", "jvm-prefilter");
-        return t.toString();
+        count(settled);
+        return Row.of(NO_ACTION, idem, t.toString());
     }
 
-    private boolean late(String split, long ts, long boundMs) {
+    private static void count(Counter c) {
+        if (c != null) {  // null outside Flink (no open())
+            c.inc();
+        }
+    }
+
+    private boolean isLate(String split, long ts, long boundMs) {
         if (maxSeen == null) {
             maxSeen = new HashMap<>();
         }
