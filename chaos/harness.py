@@ -32,7 +32,7 @@ from kafka import KafkaConsumer, TopicPartition
 from chaos import faults as fk
 from chaos.faults import Fault
 from chaos.invariants import Verdict, check
-from chaos.load import Load, Sent
+from chaos.load import LATENESS_BOUND_MS, Load, Sent
 from tests.infra import local
 from tests.kafka_helpers import consume, consume_json
 from tests.oracles import actions_oracle
@@ -164,7 +164,7 @@ class Pipeline:
         chk = latest_checkpoint(self.job_state)
         args = ["--bootstrap-servers", self.bootstrap, "--state", str(self.job_state), "--group-id", "chaos",
                 "--checkpoint-interval-ms", str(self.cfg.checkpoint_interval_ms),
-                "--topic-pattern", r"cdc\.public\.orders", "--max-out-of-orderness-ms", "10000"]
+                "--topic-pattern", r"cdc\.public\.orders", "--max-out-of-orderness-ms", str(LATENESS_BOUND_MS)]
         if chk:
             args += ["--from-checkpoint", chk]
         self.job = Proc.python("jobs.agent_job", *args, log=self._log("job"))
@@ -406,7 +406,11 @@ class Run:
         receipts = consume_json(bootstrap, "agent.receipts")
         dlq = consume_json(bootstrap, "ops.agent_dlq")
         ledger = self.pipe.ledger()
-        verdict: Verdict = check([s.input_record() for s in sent], expected, traces, receipts, ledger, dlq)
+        inputs = [s.input_record() for s in sent]
+        verdict: Verdict = check(inputs, expected, traces, receipts, ledger, dlq)
+        (self.cfg.workdir / "outputs.json").write_text(json.dumps(  # the evidence, for a failed verdict
+            {"inputs": [r.__dict__ for r in inputs], "expected": sorted(expected), "traces": traces,
+             "receipts": receipts, "dlq": dlq, "ledger": ledger}))
         load_s = max(1e-9, self.cfg.duration_s)
         actions_topic = len(consume(bootstrap, "agent.actions"))
         return {
