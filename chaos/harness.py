@@ -16,8 +16,8 @@ here they would turn an expected notice into a deliberate `tool_failed` or
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import os
-import random
 import sqlite3
 import sys
 import threading
@@ -217,7 +217,7 @@ class Run:
         cfg.workdir.mkdir(parents=True, exist_ok=True)
         self.injected: list[Injected] = []
         self.unplanned: list[dict[str, Any]] = []
-        self.rng = random.Random(cfg.seed * 7919)
+        self._oracle_cache: tuple[int, set[tuple[str, str]], set[tuple[str, str]]] | None = None
         self.t0 = 0.0
 
     # -- the run ---------------------------------------------------------------
@@ -349,10 +349,17 @@ class Run:
 
     # -- settling and judging ----------------------------------------------------
     def _expected(self) -> tuple[list[Sent], set[tuple[str, str]], set[tuple[str, str]]]:
+        """The acknowledged inputs and the oracle's (executed, rate_limited) actions for them.
+
+        Only VIP or high-value orders can lead to an action, so the (brute-force, slow) oracle is fed
+        those alone and recomputed only when they change; the drain's small orders never change it.
+        """
         sent = self.load.acknowledged()
-        valid = [s.envelope for s in sent if s.expect != "dlq"]
-        executed, limited = actions_oracle(valid, limit=120)
-        return sent, executed, limited
+        relevant = [s.envelope for s in sent if s.expect != "dlq" and (
+            s.envelope["payload"]["after"]["vip_flag"] or Decimal(s.envelope["payload"]["after"]["amount"]) >= 1000)]
+        if self._oracle_cache is None or self._oracle_cache[0] != len(relevant):
+            self._oracle_cache = (len(relevant), *actions_oracle(relevant, limit=120))
+        return sent, self._oracle_cache[1], self._oracle_cache[2]
 
     def _settle(self) -> bool:
         """Wait (load draining) until every expected action has a receipt and every actionable input an
