@@ -114,13 +114,18 @@ class Sampler(threading.Thread):
                 "checkpoint_dir_mib": round(dir_mib(r.pipe.job_state / "checkpoints"), 2),
                 "latest_checkpoint_mib": round(dir_mib(chks[-1].parent), 3) if chks else None,
                 "checkpoints_completed": len(durs),
-                "checkpoint_s_p50": percentile(durs, 50), "checkpoint_s_max": max(durs) if durs else None})
+                "checkpoint_s_p50": _r(percentile(durs, 50)), "checkpoint_s_max": _r(max(durs) if durs else None)})
             last_t, last_in, last_out = now, n_in, n_out
 
     def stop(self) -> None:
         self.stop_flag.set()
         self.join(timeout=30)
         self.chk.stop_flag.set()
+
+
+def _r(v: float | None) -> float | None:
+    """Seconds to the poll's resolution (0.1 s) and a bit: 0.0 means under one poll."""
+    return None if v is None else round(v, 2)
 
 
 def growth(samples: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -196,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             "verdict": result["verdict"], "settled": result["settled"], "samples": samples,
             "mean_traces_per_s": round(sum(x["traces_per_s"] for x in in_load) / max(1, len(in_load)), 1),
             "rss_growth": growth(in_load),
-            "checkpoints": {"completed": len(durs), "p50_s": percentile(durs, 50), "p95_s": percentile(durs, 95),
-                            "max_s": round(max(durs), 2) if durs else None,
+            "checkpoints": {"completed": len(durs), "p50_s": _r(percentile(durs, 50)),
+                            "p95_s": _r(percentile(durs, 95)), "max_s": _r(max(durs) if durs else None),
                             "dir_mib_first": dirs[0] if dirs else None, "dir_mib_last": dirs[-1] if dirs else None,
                             "latest_mib_last": samples[-1]["latest_checkpoint_mib"] if samples else None},
             "run": result}
