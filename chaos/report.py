@@ -1,7 +1,6 @@
 """Campaign results as Markdown tables and JSON. Pure formatting of the run dicts of `chaos.harness`."""
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 from chaos.faults import KINDS
@@ -97,7 +96,3 @@ def markdown(runs: list[dict[str, Any]], title: str, command: str) -> str:
 def fault_timeline(run: dict[str, Any]) -> list[str]:
     return [f"{f['at_s']:>6}s {f['kind']:<16} {'' if f['triggered'] else '(not triggered) '}"
             f"recovery {_s(f['recovery_s'])}s {f['note']}" for f in run["faults"]]
-
-
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None

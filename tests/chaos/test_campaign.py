@@ -1,5 +1,6 @@
 """The CI chaos campaign: one run with one fault of every kind must find no duplicate and no loss; the same
 harness against the test-only broken sink (idempotency off) must report duplicates."""
+import json
 import os
 
 import pytest
@@ -29,7 +30,6 @@ def test_short_campaign_one_fault_of_each_kind_no_duplicates_no_losses(tmp_path)
                  "--workdir", str(tmp_path / "work"), "--out", str(out)])
     md = out.with_suffix(".md").read_text()
     assert code == 0, md
-    import json
     report = json.loads(out.with_suffix(".json").read_text())
     t = report["totals"]
     assert {k: v["injected"] for k, v in t["by_kind"].items()} == {k: 1 for k in KINDS}
