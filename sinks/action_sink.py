@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from contracts.contract import load_contract
+from sinks import unsafe
 from sinks.backlog import DegradePolicy
 from sinks.executor import ActionExecutor, RetryPolicy
 from sinks.outbox import open_outbox
@@ -49,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     contract = load_contract(a.contract)
     outbox = open_outbox(a.outbox_dsn or a.state)
-    client = HttpClient(a.tools_url, timeout_s=a.tool_timeout_s)
+    client: Any = HttpClient(a.tools_url, timeout_s=a.tool_timeout_s)
+    if unsafe.enabled():  # test-only: idempotency off, so the chaos harness can show it detects duplicates
+        print(f"WARNING: {unsafe.ENV}=1: outbox in memory, tool calls re-keyed: duplicates WILL happen",
+              file=sys.stderr, flush=True)
+        outbox.close()
+        outbox, client = unsafe.forgetful_outbox(), unsafe.RekeyingClient(client)
     executor = ActionExecutor(outbox, client, RetryPolicy(max_attempts=a.max_attempts),
                               degrade=DegradePolicy(a.degrade_above if a.degrade_above is not None
                                                     else a.max_in_flight))
