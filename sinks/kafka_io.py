@@ -5,9 +5,11 @@ Offsets are committed by hand, after the outputs are flushed, never automaticall
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from sinks.record_handler import Message
@@ -45,7 +47,14 @@ class KafkaSource:
         for m in messages:
             tp = TopicPartition(m.topic, m.partition)
             nxt[tp] = max(nxt.get(tp, 0), m.offset + 1)
-        self.consumer.commit({tp: OffsetAndMetadata(o, None, -1) for tp, o in nxt.items()})
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(o, None, -1) for tp, o in nxt.items()})
+        except CommitFailedError as e:
+            # The group moved on without us (a broker restart, a long stall): on rejoining, positions
+            # restart from the last committed offsets, so these records come again and the outbox
+            # turns them into replays. Exiting here would only need a supervisor to do the same.
+            print(json.dumps({"warning": "offset commit failed; the records will be redelivered",
+                              "error": type(e).__name__}), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
