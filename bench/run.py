@@ -63,14 +63,17 @@ def produce(bootstrap: str, w: Workload, start_ms: int | None = None) -> int:
     return n
 
 
+JOB_OPTIONS: list[str] = ["--checkpoint-interval-ms", "1000"]  # set from the command line in main()
+
+
 def start_system(system: str, bootstrap: str, tmp: Path, url: str, bound_ms: int) -> dict[str, Proc]:
     if system == SEED:
         return {"seed loop": Proc.python("bench.seed_loop", "--bootstrap-servers", bootstrap, "--tools-url", url,
                                          "--exit-when-idle-s", "600", log=tmp / "seed.log")}
     extra = ["--no-jvm-prefilter"] if system == ALL_PYTHON else []
     job = Proc.python("jobs.agent_job", "--bootstrap-servers", bootstrap, "--state", str(tmp / "job-state"),
-                      "--group-id", "bench", "--checkpoint-interval-ms", os.environ.get("BENCH_CHECKPOINT_MS", "1000"), "--topic-pattern", r"cdc\..*",
-                      "--max-out-of-orderness-ms", str(bound_ms), *extra, log=tmp / "job.log")
+                      "--group-id", "bench", "--topic-pattern", r"cdc\..*", "--max-out-of-orderness-ms", str(bound_ms),
+                      *JOB_OPTIONS, *extra, log=tmp / "job.log")
     sink = Proc.python("sinks.action_sink", "--bootstrap-servers", bootstrap, "--tools-url", url,
                        "--state", str(tmp / "sink-state"), "--group-id", "bench-sink", log=tmp / "sink.log")
     return {"job": job, "sink": sink}
@@ -282,8 +285,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--latency-rate", type=float, default=1000.0)
     ap.add_argument("--latency-s", type=float, default=60.0)
     ap.add_argument("--bound-ms", type=int, default=30_000)
+    ap.add_argument("--checkpoint-interval-ms", type=int, default=1000,
+                    help="the pipelines' checkpoints, which are also when their exactly-once outputs commit")
+    ap.add_argument("--parallelism", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
+    JOB_OPTIONS[:] = ["--checkpoint-interval-ms", str(a.checkpoint_interval_ms), "--parallelism", str(a.parallelism)]
     if a.smoke:
         a.events, a.file_events, a.max_s, a.latency_rate, a.latency_s, a.bound_ms = 3000, 300, 120.0, 100.0, 6.0, 2000
     workloads = [Workload("1% actionable", a.events, 0.01, bound_ms=a.bound_ms),
@@ -305,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             latency.append(latency_run(system, a.latency_rate, a.latency_s, a.bound_ms, Path(work)))
             print(f"bench: latency {system}: p95 {latency[-1]['p95_ms']} ms", flush=True)
     result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-              "smoke": a.smoke, "runs": runs, "latency": latency,
+              "smoke": a.smoke, "job_options": JOB_OPTIONS, "runs": runs, "latency": latency,
               "summary": summarize(runs, latency, workloads[0].name)}
     result.update({k: result["summary"][k] for k in ("events_per_s", "p95_latency_ms", "ratio_vs_seed_loop",
                                                       "ratio_vs_python_operators")})
