@@ -118,7 +118,10 @@ def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_ou
             time.sleep(0.5)
         count.close()
         rate, cpu, window = sustained_rate(samples, n)
-        outcomes = trace_outcomes(bootstrap) if keep_outcomes else {}
+        outcomes: dict[tuple[int, int], str] = {}
+        if keep_outcomes:  # the count includes transaction markers and breach traces: wait for every input's
+            outcomes = wait_for(lambda: (lambda o: o if len(o) >= n else None)(trace_outcomes(bootstrap)),
+                                120, f"a trace for each of the {n} inputs", list(procs.values()), every_s=1.0)
     finally:
         stop_all(procs)
         local.stop_kafka()
