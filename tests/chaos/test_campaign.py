@@ -1,6 +1,7 @@
 """The CI chaos campaign: one run with one fault of every kind must find no duplicate and no loss; the same
 harness against the test-only broken sink (idempotency off) must report duplicates."""
 import json
+import re
 import os
 
 import pytest
@@ -49,4 +50,4 @@ def test_the_harness_reports_duplicates_against_a_sink_without_idempotency(tmp_p
     md = markdown(runs, "broken", "test")
     assert t["faults_triggered"] >= 1, md
     assert t["duplicates"] > 0, md
-    assert "executed 2 times at the tool" in " ".join(runs[0]["examples"]["duplicates"]), md
+    assert re.search(r"executed [2-9][0-9]* times at the tool", " ".join(runs[0]["examples"]["duplicates"])), md
