@@ -25,7 +25,7 @@ import psutil
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.measure import Probe, Sample, cpu_share, percentile, sustained_rate
-from bench.workload import Workload, file_lines, records
+from bench.workload import Workload, closing_ticks, file_lines, records
 from contracts.idempotency import idempotency_key
 from jobs.policy import BREACH_TOPIC
 from tests.infra import local
@@ -52,11 +52,16 @@ class CommittedCount:
         self.consumer.close()
 
 
-def produce(bootstrap: str, w: Workload, start_ms: int | None = None) -> int:
+def produce(bootstrap: str, w: Workload) -> int:
+    """The workload, then a closing tick per partition; the number of records sent."""
     p = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=50, batch_size=1 << 19)
     n = 0
-    for r in records(w, **({"start_ms": start_ms} if start_ms else {})):
+    for r in records(w):
         p.send(ORDERS, key=r.key, value=r.value)
+        n += 1
+    partitions = len(p.partitions_for(ORDERS))
+    for part, r in enumerate(closing_ticks(w, partitions)):
+        p.send(ORDERS, key=r.key, value=r.value, partition=part)
         n += 1
     p.flush()
     p.close()
@@ -70,7 +75,7 @@ def start_system(system: str, bootstrap: str, tmp: Path, url: str, bound_ms: int
     if system == SEED:
         return {"seed loop": Proc.python("bench.seed_loop", "--bootstrap-servers", bootstrap, "--tools-url", url,
                                          "--exit-when-idle-s", "600", log=tmp / "seed.log")}
-    extra = ["--no-jvm-prefilter"] if system == ALL_PYTHON else []
+    extra = ["--no-jvm-prefilter"] if system == ALL_PYTHON else ["--jvm-prefilter"]
     job = Proc.python("jobs.agent_job", "--bootstrap-servers", bootstrap, "--state", str(tmp / "job-state"),
                       "--group-id", "bench", "--topic-pattern", r"cdc\..*", "--max-out-of-orderness-ms", str(bound_ms),
                       *JOB_OPTIONS, *extra, log=tmp / "job.log")

@@ -77,3 +77,17 @@ def file_lines(w: Workload, start_ms: int = T0) -> Iterator[str]:
     for r in records(w, start_ms):
         yield json.dumps({"topic": "cdc.public.orders", "key": r.key.decode(), "ts_ms": r.ts_ms, "schema": "v2",
                           "payload": json.loads(r.value)}, separators=(",", ":"))
+
+
+def closing_ticks(w: Workload, partitions: int, start_ms: int = T0) -> list[CdcRecord]:
+    """One plain order per partition, later than every event by more than the bound: they let the
+    watermark pass the workload's last events, which event time would otherwise hold back."""
+    ts = start_ms + w.events * w.spacing_ms + w.bound_ms + 1000
+    out = []
+    for p in range(partitions):
+        row = _row(f"tick-{w.seed}-{p}", "acct-tick", "1.00", False, f"tok_mail_tick{p:04d}")
+        payload = {"op": "c", "before": None, "after": row,
+                   "source": {"ts_ms": ts, "lsn": 1, "table": "orders", "db": "shop"}, "ts_ms": ts}
+        out.append(CdcRecord(json.dumps({"id": row["order_id"]}, separators=(",", ":")).encode(),
+                             json.dumps(payload, separators=(",", ":")).encode(), ts, False))
+    return out
