@@ -98,13 +98,12 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
                      jvm_prefilter=a.jvm_prefilter)
 
 
-def build(env: StreamExecutionEnvironment, config: JobConfig) -> None:
+def build(env: StreamExecutionEnvironment, config: JobConfig, prefilter: PrefilterPlan) -> None:
     """Wire the pipeline onto `env`: file mode (sink embedded) or Kafka mode (sink is its own process).
 
     Stateful operators carry stable uids, so savepoints restore whatever optional stages are on."""
     if config.kafka_mode:
         t_env = StreamTableEnvironment.create(env)
-        prefilter = prefilter_plan(config)
         rows = source_stream(t_env, config, prefilter)
         ingress = rows.process(KafkaIngressFunction(config)).name("contract-gate").uid("contract-gate")
         governed = ingress
@@ -166,7 +165,7 @@ def action_request_of(value: tuple[Routed, AgentResponse]) -> Out:
                                   response.citations, records.governed_envelope(item.env), item.derived)
 
 
-def make_env(config: JobConfig) -> StreamExecutionEnvironment:
+def make_env(config: JobConfig, prefilter: PrefilterPlan) -> StreamExecutionEnvironment:
     conf = Configuration()
     # Under `flink run` the environment starts from the cluster's config.yaml (flink-conf/): when that
     # enables checkpointing, its interval, directory and retention stand unless the flags say otherwise.
@@ -191,10 +190,10 @@ def make_env(config: JobConfig) -> StreamExecutionEnvironment:
         jars = list(config.jars) or [str(p) for p in sorted((REPO / ".infra" / "jars" / "flink").glob("*.jar"))]
         if not jars:
             raise SystemExit("Kafka mode needs the Flink Kafka connector jar: run infra/fetch.sh flink or pass --jars")
-        if config.jvm_prefilter and config.policy == "rules":
+        if prefilter.enabled:
             if not PREFILTER_JAR.exists():
                 raise SystemExit(f"{PREFILTER_JAR} is missing: run `bash scripts/setup.sh --infra` (it builds jvm/) "
-                                 "or pass --no-jvm-prefilter")
+                                 "or leave out --jvm-prefilter")
             jars.append(str(PREFILTER_JAR))
         env.add_jars(*[Path(j).resolve().as_uri() for j in jars])
     return env
@@ -219,8 +218,9 @@ def package_archive(dest_dir: Path) -> Path:
 def run(config: JobConfig) -> Any:
     Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     config.state.mkdir(parents=True, exist_ok=True)
-    env = make_env(config)
-    build(env, config)
+    prefilter = prefilter_plan(config) if config.kafka_mode else PrefilterPlan(False, "file mode")
+    env = make_env(config, prefilter)
+    build(env, config, prefilter)
     return env.execute("streaming-agent (kafka mode)" if config.kafka_mode else "streaming-agent (file mode)")
 
 

@@ -59,8 +59,8 @@ def plan_prefilter(contract: Contract, policy: str, threshold: str, bound_ms: in
     gov = contract.governance
     ceiling = gov.sensitivity_rank(gov.sensitivity_ceiling)
     allowed = [label for label in gov.sensitivity_levels if gov.sensitivity_rank(label) <= ceiling]
-    return PrefilterPlan(True, bound_ms=bound_ms, args=(ORDERS_TOPIC, spec.schema_version, ",".join(allowed), gov.default_sensitivity,
-                                     gov.token_pattern, threshold))
+    return PrefilterPlan(True, bound_ms=bound_ms, args=(ORDERS_TOPIC, spec.schema_version, ",".join(allowed),
+                                                        gov.default_sensitivity, gov.token_pattern, threshold))
 
 
 def sql_call(plan: PrefilterPlan) -> str:
