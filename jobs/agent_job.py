@@ -77,9 +77,9 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
     ap.add_argument("--checkpoint-dir", help="default: the cluster's (flink run), else STATE/checkpoints "
                                              "(retained on cancel)")
     ap.add_argument("--from-checkpoint", help="restore from a retained checkpoint or savepoint path")
-    ap.add_argument("--jvm-prefilter", action=argparse.BooleanOptionalAction, default=False,
-                    help="Kafka mode: settle valid non-actionable CDC records on the JVM (jvm/); off by default "
-                         "until a known lateness discrepancy is fixed (README)")
+    ap.add_argument("--jvm-prefilter", action=argparse.BooleanOptionalAction, default=True,
+                    help="Kafka mode: settle valid non-actionable CDC records on the JVM (jvm/, on by default); "
+                         "--no-jvm-prefilter sends every record through the Python gate")
     ap.add_argument("--jars", nargs="*", default=[], help="connector jars (default .infra/jars/flink/*.jar)")
     a = ap.parse_args(argv)
     if bool(a.events) == bool(a.bootstrap_servers):
@@ -105,7 +105,8 @@ def build(env: StreamExecutionEnvironment, config: JobConfig, prefilter: Prefilt
     if config.kafka_mode:
         t_env = StreamTableEnvironment.create(env)
         rows = source_stream(t_env, config, prefilter)
-        ingress = rows.process(KafkaIngressFunction(config)).name("contract-gate").uid("contract-gate")
+        ingress = rows.process(KafkaIngressFunction(config)).name("contract-gate").uid("contract-gate") \
+            .start_new_chain()
         governed = ingress
     else:
         assert config.events is not None
@@ -193,7 +194,7 @@ def make_env(config: JobConfig, prefilter: PrefilterPlan) -> StreamExecutionEnvi
         if prefilter.enabled:
             if not PREFILTER_JAR.exists():
                 raise SystemExit(f"{PREFILTER_JAR} is missing: run `bash scripts/setup.sh --infra` (it builds jvm/) "
-                                 "or leave out --jvm-prefilter")
+                                 "or pass --no-jvm-prefilter")
             jars.append(str(PREFILTER_JAR))
         env.add_jars(*[Path(j).resolve().as_uri() for j in jars])
     return env

@@ -36,7 +36,7 @@ class JobConfig:
     checkpoint_dir: str | None = None
     from_checkpoint: str | None = None
     jars: tuple[str, ...] = ()
-    jvm_prefilter: bool = False  # Kafka mode: settle valid non-actionable CDC records on the JVM (jobs.prefilter)
+    jvm_prefilter: bool = True  # Kafka mode: settle valid non-actionable CDC records on the JVM (jobs.prefilter)
 
     @property
     def kafka_mode(self) -> bool:

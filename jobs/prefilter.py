@@ -46,7 +46,7 @@ class PrefilterPlan:
 def plan_prefilter(contract: Contract, policy: str, threshold: str, bound_ms: int,
                    requested: bool = True) -> PrefilterPlan:
     if not requested:
-        return PrefilterPlan(False, "not asked for (--jvm-prefilter)")
+        return PrefilterPlan(False, "switched off (--no-jvm-prefilter)")
     if policy != "rules":
         return PrefilterPlan(False, f"policy {policy} is not the rule policy the prefilter encodes")
     specs = [i for i in contract.inputs if i.topic == ORDERS_TOPIC]

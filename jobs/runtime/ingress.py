@@ -1,8 +1,8 @@
 """Ingress: run the contract gate, flag late records, route the rest.
 
 `FileIngressFunction` numbers the lines of a file (parallelism 1 after the
-file source); `KafkaIngressFunction` builds envelopes from Kafka rows and is
-chained to the Kafka source, one instance per group of partitions.
+file source); `KafkaIngressFunction` builds envelopes from Kafka rows, one
+instance per group of partitions, in a task of its own (see agent_job.build).
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class IngressFunction(ProcessFunction):
         self.metrics = Counters(runtime_context, "agent")
 
     def handle(self, res: GateResult, split: Hashable, late: bool | None = None) -> Iterable[Any]:
-        """`late`: the verdict of the JVM prefilter, which sees every record of the partition;
-        None lets this instance's tracker judge (file mode, or the prefilter off)."""
+        """`late`: decided before the gate over every record of the partition (Kafka mode); None lets
+        this instance's tracker judge the records the gate passes (file mode)."""
         pos = res.position
         self.metrics.inc("envelopes_in", "topic", str(pos.topic))
         if res.outcome == "dlq":
@@ -79,16 +79,18 @@ class FileIngressFunction(IngressFunction):
 
 class KafkaIngressFunction(IngressFunction):
     """Input rows: (k, v, topic, partition, offset, headers, [late,] event time); event time is also the
-    row's timestamp. The `late` column is there when the JVM prefilter runs."""
+    row's timestamp. The `late` column is there when the JVM prefilter runs, which judges lateness by
+    the same rule as here: over every record of the partition whose event time is known, valid or not,
+    as the source's watermark sees them (0 is the event time of an undecodable value: unknown)."""
 
     def process_element(self, row: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
         k, v, topic, partition, offset, headers = row[0], row[1], row[2], row[3], row[4], row[5]
-        late = bool(row[6]) if len(row) > 7 else None
         ts = ctx.timestamp()
+        late = bool(row[6]) if len(row) > 7 else (ts > 0 and self.lateness.observe((topic, partition), ts))
         obj, error = envelope_from_kafka(self.contract, topic, partition, offset, k, v, ts, headers)
         if obj is None:
             key = k.decode("utf-8", errors="replace") if k is not None else None
             res = self.gate.malformed(v or b"", Position(topic, partition, offset, key, ts, None), error or "")
         else:
             res = self.gate.check_object(obj, offset, partition)
-        yield from self.metrics.tap(self.handle(res, split=(topic, partition), late=late), res.position.ts_ms)
+        yield from self.metrics.tap(self.handle(res, split=(topic, partition), late=bool(late)), res.position.ts_ms)

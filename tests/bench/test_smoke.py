@@ -29,13 +29,15 @@ def test_every_system_handles_every_event(smoke):
         assert r["events_per_s"] > 0 and r["peak_rss_mb"], r
 
 
-@pytest.mark.xfail(strict=False, reason="known bug, open: on a backlog the prefilter pipeline judged 3 of 3,000 "
-                   "actionable records `late` that the all-Python pipeline processed (2026-11-25)")
 def test_prefilter_and_all_python_pipelines_give_the_same_outcomes(smoke):
+    """A backlog over three partitions, read as fast as each pipeline can. Its event times are shuffled
+    within half the bound, so no record is late: a `late` here means the source marked a partition idle
+    while it still had records (as it did while a Python gate chained to it held its thread)."""
     result, _ = smoke
     kafka = {r["system"]: r for r in result["runs"] if r["mode"] == "kafka"}
     fast, slow = kafka[bench.PREFILTER]["outcomes"], kafka[bench.ALL_PYTHON]["outcomes"]
     assert len(fast) == kafka[bench.PREFILTER]["events"]
+    assert "late" not in set(fast.values()) | set(slow.values())
     assert fast == slow
     assert {"no_action", "processed", "dlq"} <= set(fast.values())
 

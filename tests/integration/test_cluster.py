@@ -104,10 +104,7 @@ def receipts(bootstrap: str) -> list[tuple[str, str, str, bool]]:
 
 def job_args(bootstrap: str, tmp: Path) -> list[str]:
     return ["--bootstrap-servers", bootstrap, "--state", str(tmp / "job-state"), "--group-id", "cluster",
-            "--checkpoint-interval-ms", "1000", "--checkpoint-dir", str(tmp / "checkpoints"),
-            # every record through the Python operators, whose metrics this module checks one by one; the JVM
-            # prefilter on a cluster is not covered here yet (two checks failed with it; see the README)
-            "--no-jvm-prefilter"]
+            "--checkpoint-interval-ms", "1000", "--checkpoint-dir", str(tmp / "checkpoints")]
 
 
 def submit(*args: str) -> str:
@@ -194,7 +191,7 @@ def run(kafka_bootstrap, tmp_path_factory):
 
         def complete():  # operators publish their metrics once per bundle: wait for all of them
             m = flink.agent_metrics(job_id)
-            return m if (total(m, "envelopes_in") == len(produced) + ticker.sent
+            return m if (total(m, "envelopes_in") + total(m, "prefilter_no_action") == len(produced) + ticker.sent
                          and by_label(m, "dlq", "reason") == EXPECTED_DLQ
                          and total(m, "late") == EXPECTED_LATE
                          and total(m, "breaches") == len(GOLDEN["breaches"])
@@ -238,9 +235,11 @@ def test_the_job_graph_shows_our_operators_and_checkpoints(run):
 
 def test_operator_metrics_in_the_rest_api(run):
     m = run["metrics"]
-    assert total(m, "envelopes_in", "contract-gate") == len(run["produced"]) + run["ticks"]
-    assert by_label(m, "envelopes_in", "topic") == Counter(r["topic"].replace(".", "_") for r in run["produced"]) \
-        + Counter({"cdc_public_orders": run["ticks"]})
+    settled = total(m, "prefilter_no_action")  # valid non-actionable orders: traced on the JVM, never in Python
+    assert settled > 0 and total(m, "prefilter_late") == EXPECTED_LATE
+    assert total(m, "envelopes_in", "contract-gate") + settled == len(run["produced"]) + run["ticks"]
+    assert by_label(m, "envelopes_in", "topic") + Counter({"cdc_public_orders": settled}) == \
+        Counter(r["topic"].replace(".", "_") for r in run["produced"]) + Counter({"cdc_public_orders": run["ticks"]})
     assert by_label(m, "dlq", "reason") == EXPECTED_DLQ
     assert total(m, "late") == EXPECTED_LATE
     assert total(m, "breaches", "breach-detection") == len(GOLDEN["breaches"])
@@ -317,8 +316,8 @@ def test_stop_with_savepoint_resume_and_no_duplicate_action(run):
         return got if any(tool == "SendNotice" and k not in {kk for _, kk in before} for tool, k in got) else None
 
     got = wait_for(new_notice, 180, "the new VIP order's SendNotice", procs)
-    metrics = wait_for(lambda: (lambda m: m if total(m, "envelopes_in") == 2 + ticker.sent
-                                and total(m, "dedup_hits") == 1 else None)(flink.agent_metrics(job_id)),
+    metrics = wait_for(lambda: (lambda m: m if total(m, "envelopes_in") + total(m, "prefilter_no_action")
+                                == 2 + ticker.sent and total(m, "dedup_hits") == 1 else None)(flink.agent_metrics(job_id)),
                        120, "the resumed job's metrics", procs)
     wait_for(lambda: len(receipts(bootstrap)) >= len(GOLDEN["receipts"]) + 1, 120, "the new receipt", procs)
 

@@ -1,4 +1,5 @@
-"""Kafka mode against a real broker: the demo scenario equals its file-mode result."""
+"""Kafka mode against a real broker: the demo scenario equals its file-mode result, with the JVM prefilter
+(the default) and with every record through the Python gate."""
 import json
 import threading
 from collections import Counter
@@ -11,6 +12,7 @@ from jobs.scenario_loader import load
 from tests.factories import MINUTE, T0, cdc, order_row
 from tests.jobrun import SCENARIO
 from tests.kafka_helpers import consume_breaches, consume_json
+from tests.infra import local
 from tests.procs import Proc, start_sandbox, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
@@ -55,12 +57,13 @@ class Ticker(threading.Thread):
             producer.close()
 
 
-@pytest.fixture(scope="module")
-def demo_run(kafka_bootstrap, tmp_path_factory):
+@pytest.fixture(scope="module", params=["--jvm-prefilter", "--no-jvm-prefilter"], ids=["jvm-prefilter", "all-python"])
+def demo_run(request, kafka_bootstrap, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kafka-demo")
+    kafka_bootstrap = local.start_kafka(fresh=True)["bootstrap"]  # empty topics for each pipeline
     produced = load(SCENARIO, kafka_bootstrap, partition=0)
     sandbox, url = start_sandbox(tmp)
-    job = start_job(kafka_bootstrap, tmp, "demo")
+    job = start_job(kafka_bootstrap, tmp, "demo", request.param)
     sink = start_sink(kafka_bootstrap, tmp, url, "demo-sink")
     procs = [sandbox, job, sink]
     ticker = Ticker(kafka_bootstrap)
@@ -74,7 +77,7 @@ def demo_run(kafka_bootstrap, tmp_path_factory):
         out = {t: [r for r in consume_json(kafka_bootstrap, t) if not is_tick(r)] for t in
                ("agent.traces", "ops.agent_dlq", "agent.actions", "agent.receipts", "agent.responses")}
         out["breaches"] = consume_breaches(kafka_bootstrap)
-        yield produced, out, tmp
+        yield produced, out, tmp, request.param
     finally:
         ticker.stop_flag.set()
         for p in procs:
@@ -82,7 +85,7 @@ def demo_run(kafka_bootstrap, tmp_path_factory):
 
 
 def test_demo_through_kafka_equals_file_mode(demo_run):
-    _, out, _ = demo_run
+    _, out, _, _ = demo_run
     assert out["breaches"] == GOLDEN["breaches"]
     planned = sorted((a["tool"], json.dumps(a["args"], sort_keys=True), a["idempotency_key"])
                      for r in out["agent.actions"] for a in r["response"]["actions"])
@@ -98,8 +101,15 @@ def test_demo_through_kafka_equals_file_mode(demo_run):
     assert sorted(r["receipts"] for r in out["agent.responses"]) == sorted(r["receipts"] for r in GOLDEN["responses"])
 
 
+def test_only_the_prefilter_pipeline_settles_records_on_the_jvm(demo_run):
+    _, out, _, pipeline = demo_run
+    via_jvm = [t for t in out["agent.traces"] if t.get("via") == "jvm-prefilter"]
+    assert all(t["outcome"] == "no_action" for t in via_jvm)
+    assert bool(via_jvm) == (pipeline == "--jvm-prefilter"), pipeline
+
+
 def test_traces_carry_the_produced_partition_offset_and_event_time(demo_run):
-    produced, out, _ = demo_run
+    produced, out, _, _ = demo_run
     by_pos = {(t["topic"], t["partition"], t["offset"]): t for t in out["agent.traces"] if not t.get("derived")}
     lines = [line for line in SCENARIO.read_text().splitlines() if line.strip()]
     assert len(by_pos) == len(produced) == len(lines)

@@ -16,11 +16,17 @@ import java.util.Set;
  * <p>Args: topic pinned_schema allowed_sensitivities(comma) default_sensitivity token_regex threshold.
  * Each input line: {"topic": str, "value_b64": str|null, "schema": str|null, "sensitivity": str|null}.
  * With the single arg {@code --event-time}: one {@link DebeziumSourceTime} answer per line ("null" for none).
+ * With {@code --lateness BOUND_MS}: lines "split ts_ms", one {@link PartitionLateness} answer per line
+ * ({@code late} or {@code ok}).
  */
 public final class CheckCli {
     public static void main(String[] args) throws Exception {
         if (args.length == 1 && args[0].equals("--event-time")) {
             eventTimes();
+            return;
+        }
+        if (args.length == 2 && args[0].equals("--lateness")) {
+            lateness(Long.parseLong(args[1]));
             return;
         }
         OrderChangeCheck check = new OrderChangeCheck(args[0], args[1], Set.of(args[2].split(",")), args[3],
@@ -43,6 +49,17 @@ public final class CheckCli {
         PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
         for (String line = in.readLine(); line != null; line = in.readLine()) {
             out.println(DebeziumSourceTime.of(java.util.Base64.getDecoder().decode(line.trim())));
+        }
+        out.flush();
+    }
+
+    private static void lateness(long boundMs) throws Exception {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
+        PartitionLateness rule = new PartitionLateness(boundMs);
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            String[] f = line.trim().split(" ");
+            out.println(rule.observe(f[0], Long.parseLong(f[1])) ? "late" : "ok");
         }
         out.flush();
     }

@@ -14,17 +14,16 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
-import java.util.HashMap;
 import java.util.HexFormat;
-import java.util.Map;
 import java.util.Set;
 
 /**
  * Flink SQL function {@code order_fast_path(...)}, the JVM prefilter of Kafka mode. For each record,
  * in the order its source partition delivers them (the call is chained to the Kafka source), a row
- * (verdict, k, trace): verdict {@code late} when its event time is more than the bound behind the
- * largest one seen before on its partition (the rule of jobs/lateness.py, applied here because only
- * here are all records seen); else {@code no_action} with the idempotency key and the trace (JSON
+ * (verdict, k, trace): verdict {@code late} by {@link PartitionLateness} over every record of the
+ * partition whose event time is known, valid or not, exactly as the source's watermark sees them
+ * (decided here because only here are all records seen; the ingress applies the same rule when the
+ * prefilter is off); else {@code no_action} with the idempotency key and the trace (JSON
  * text) of a record that {@link OrderChangeCheck} settles on the JVM; else {@code python}, and
  * Python decides.
  *
@@ -40,7 +39,8 @@ public class OrderFastPath extends ScalarFunction {
     private static final Row IS_LATE = Row.of(LATE, null, null);
     private transient OrderChangeCheck check;
     private transient String settings;
-    private transient Map<String, Long> maxSeen;
+    private transient PartitionLateness lateness;
+    private transient long latenessBoundMs;
     private transient Counter settled;
     private transient Counter late;
 
@@ -66,7 +66,8 @@ public class OrderFastPath extends ScalarFunction {
             return TO_PYTHON;
         }
         long ts = eventTime.toEpochMilli();
-        if (isLate(topic + "/" + partition, ts, boundMs)) {
+        // 0 is the source's event time for an undecodable value: unknown, so never late (Python DLQs it)
+        if (ts > 0 && latenessFor(boundMs).observe(topic + "/" + partition, ts)) {
             count(late);
             return IS_LATE;
         }
@@ -103,18 +104,12 @@ public class OrderFastPath extends ScalarFunction {
         }
     }
 
-    private boolean isLate(String split, long ts, long boundMs) {
-        if (maxSeen == null) {
-            maxSeen = new HashMap<>();
+    private PartitionLateness latenessFor(long boundMs) {
+        if (lateness == null || boundMs != latenessBoundMs) {
+            lateness = new PartitionLateness(boundMs);
+            latenessBoundMs = boundMs;
         }
-        Long prev = maxSeen.get(split);
-        if (prev != null && ts < prev - boundMs) {
-            return true;
-        }
-        if (prev == null || ts > prev) {
-            maxSeen.put(split, ts);
-        }
-        return false;
+        return lateness;
     }
 
     private OrderChangeCheck checkFor(String topic, String pinned, String allowed, String dflt, String token,
