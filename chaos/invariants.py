@@ -100,9 +100,9 @@ def check(inputs: Iterable[InputRecord], expected_actions: set[ActionKey], trace
           dlq: Iterable[dict[str, Any]]) -> Verdict:
     inputs, traces, receipts, ledger, dlq = list(inputs), list(traces), list(receipts), list(ledger), list(dlq)
     v = Verdict()
+    _check_ledger(v, expected_actions, ledger)  # first: side effects lead every list of examples
     final = _check_outcomes(v, inputs, expected_actions, traces)
     _check_expected_outcomes(v, inputs, final)
-    _check_ledger(v, expected_actions, ledger)
     _check_receipts(v, expected_actions, receipts)
     _check_dlq(v, final, dlq)
     v.counts.update({"inputs": len(inputs), "expected_actions": len(expected_actions), "traces": len(traces),

@@ -217,8 +217,10 @@ def test_the_job_graph_shows_our_operators_and_checkpoints(run):
     assert job["name"] == "streaming-agent (kafka mode)"
     names = " | ".join(v["name"] for v in job["vertices"])
     for op in ("Source: agent_inputs", "contract-gate", "breach-detection", "agent-stage", "action-requests",
-               "to-kafka-records", "out_actions", "out_dlq", "out_traces", "out_breaches"):
+               "to-kafka-records", "out_actions", "out_dlq", "out_traces", "out_breaches", "out_fast_traces"):
         assert op in names, (op, names)
+    source = next(v["name"] for v in job["vertices"] if v["name"].startswith("Source: agent_inputs"))
+    assert "contract-gate" not in source  # its own task: a busy Python gate is backpressure, never idleness
     chk = wait_for(lambda: (lambda c: c if c["counts"]["completed"] >= 1 else None)(
         flink.get(f"/jobs/{job_id}/checkpoints")), 60, "a completed checkpoint")
     # (while the Python workers start, triggers fail with "not all required tasks are running": counted as failed)
