@@ -25,7 +25,7 @@ def account_stream(draw, n):
     envs = []
     for _ in range(draw(st.integers(1, 12))):
         oid = f"{acct}-o{draw(st.integers(0, 8))}"
-        ts = T0 + draw(st.integers(0, 30)) * draw(st.sampled_from([10_000, 60_000]))
+        ts = T0 + draw(st.integers(0, 30)) * draw(st.sampled_from([10_000, 60_000, 300_000]))  # 300 s: exact 10 min gaps
         amt = draw(st.sampled_from(["999.99", "1000.00", "1500.50", "20", 3000]))
         op = draw(st.sampled_from(["c", "c", "u", "r", "d"]))
         row = order_row(oid, acct, amt, vip=vip)
