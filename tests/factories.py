@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 T0 = 1767225600000
@@ -42,3 +43,10 @@ def breach_env(ts: int = T0, **kw: Any) -> dict[str, Any]:
 
 def line(obj: Any) -> str:
     return obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+
+
+def arrival_order(envs: list[dict[str, Any]], seed: int, bound_ms: int) -> list[dict[str, Any]]:
+    """A shuffle in which no envelope is more than `bound_ms` behind the maximum before it."""
+    rnd = random.Random(seed)
+    keyed = [(e["ts_ms"] + rnd.randrange(bound_ms), rnd.random(), e) for e in envs]
+    return [e for _, _, e in sorted(keyed, key=lambda k: (k[0], k[1]))]

@@ -4,11 +4,9 @@ Expectations are worked out by hand from the rule's text (not from tests/oracles
 file is run in two arrival orders (shuffled within the watermark bound) at parallelism 1 and 2,
 so a Flink shell that orders, ties or flushes differently from the pure rule fails here.
 """
-import random
-
 import pytest
 
-from tests.factories import MINUTE, T0, cdc, line, order_row
+from tests.factories import MINUTE, T0, arrival_order, cdc, line, order_row
 from tests.jobrun import run_job, write_lines
 
 pytestmark = pytest.mark.flink
@@ -71,16 +69,10 @@ CASES = {
 }
 
 
-def shuffled_within_bound(envs: list[dict], seed: int) -> list[dict]:
-    rnd = random.Random(seed)
-    keyed = [(e["ts_ms"] + rnd.randrange(BOUND), rnd.random(), e) for e in envs]
-    return [e for *_, e in sorted(keyed, key=lambda k: (k[0], k[1]))]
-
-
 @pytest.mark.parametrize("parallelism,seed", [(1, 1), (2, 2)])
 def test_edge_cases_through_the_job(tmp_path, parallelism, seed):
     envs = [e for inputs, _ in CASES.values() for e in inputs]
-    f = write_lines(tmp_path / "in.jsonl", [line(e) for e in shuffled_within_bound(envs, seed)])
+    f = write_lines(tmp_path / "in.jsonl", [line(e) for e in arrival_order(envs, seed, BOUND)])
     out = run_job(f, tmp_path / "out", "--parallelism", str(parallelism), "--max-out-of-orderness-ms", str(BOUND))
 
     assert not [t for t in out["traces"] if t["outcome"] in ("late", "dlq")]

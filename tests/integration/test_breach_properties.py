@@ -1,7 +1,6 @@
 """Property test through the real job: breaches and actions equal brute-force oracles,
 identical across arrival orders (within the watermark bound) and parallelism 1 and 2."""
 import json
-import random
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.factories import T0, cdc, line, order_row
+from tests.factories import T0, arrival_order, cdc, line, order_row
 from tests.jobrun import contract_copy, run_job, write_lines
 from tests.oracles import actions_oracle, breaches_oracle
 
@@ -44,13 +43,6 @@ def scenarios(draw):
     return envs
 
 
-def arrival_order(envs, seed):
-    """A shuffle in which no envelope is more than BOUND behind the maximum before it."""
-    rnd = random.Random(seed)
-    keyed = [(e["ts_ms"] + rnd.randrange(BOUND), rnd.random(), e) for e in envs]
-    return [e for _, _, e in sorted(keyed, key=lambda k: (k[0], k[1]))]
-
-
 def contract_with_limit(tmp: Path) -> Path:
     return contract_copy(tmp, max_actions_per_minute=LIMIT)
 
@@ -73,7 +65,7 @@ def test_job_matches_oracles_across_orders_and_parallelism(tmp_path_factory, env
     (tmp / "oracle.json").write_text(json.dumps({"breaches": [list(map(str, b)) for b in expected_breaches],
                                                  "executed": sorted(executed), "limited": sorted(limited)}))
     for i, parallelism in enumerate((1, 1, 2)):
-        f = write_lines(tmp / f"in{i}.jsonl", [line(e) for e in arrival_order(envs, seed + i)])
+        f = write_lines(tmp / f"in{i}.jsonl", [line(e) for e in arrival_order(envs, seed + i, BOUND)])
         out = run_job(f, tmp / f"out{i}", "--contract", str(contract), "--parallelism", str(parallelism),
                       "--max-out-of-orderness-ms", str(BOUND))
         print(f"run {i} (parallelism {parallelism}) outputs in {tmp / f'out{i}'}; oracle in {tmp / 'oracle.json'}")
