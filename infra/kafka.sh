@@ -7,6 +7,7 @@
 #   infra/kafka.sh create-topics  create the project's topics (idempotent)
 #   infra/kafka.sh clean          stop and delete all broker data
 # Env: KAFKA_PORT (default: a free port, chosen when the data dir is created),
+#      KAFKA_CLUSTER_ID (default: `kafka-storage random-uuid`, when the data dir is created),
 #      KAFKA_HEAP (default -Xmx1g), PYTHON (for create-topics; default .venv).
 # Writes .infra/run/kafka.env with BOOTSTRAP=127.0.0.1:PORT.
 set -euo pipefail
@@ -93,10 +94,14 @@ start() {
     while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
     write_config "$port" "$cport"
     local cluster_id
-    cluster_id="$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # Kafka's own generator by default; `--cluster-id=` keeps an id that starts with "-" (base64 can)
+    # an argument: a hand-made id once did, and the format step took it for an option.
+    cluster_id="${KAFKA_CLUSTER_ID:-$("$JAVA" -Dlog4j2.configurationFile="$LOG4J2_CONF" -cp "$JARS/kafka/*" \
+      kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)}"
+    [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka-storage random-uuid gave no cluster id"
     log "formatting KRaft storage (cluster id $cluster_id)"
     if ! "$JAVA" -Dlog4j2.configurationFile="$LOG4J2_CONF" -cp "$JARS/kafka/*" \
-        kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$PROPS" \
+        kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$PROPS" \
         >"$DIR/format.log" 2>&1; then
       tail_log "$DIR/format.log"
       die "storage format failed"

@@ -6,16 +6,12 @@ import math
 import pytest
 
 from bench import run as bench
-from tests.infra import local
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    missing = local.missing_prerequisites()
-    if missing:
-        pytest.fail(missing) if __import__("os").environ.get("CI") == "true" else pytest.skip(missing)
+def smoke(tmp_path_factory, infra_prerequisites):
     out = tmp_path_factory.mktemp("bench")
     return bench.main(["--smoke", "--out", str(out)]), out
 

@@ -2,7 +2,6 @@
 harness against the test-only broken sink (idempotency off) must report duplicates."""
 import json
 import re
-import os
 
 import pytest
 
@@ -15,12 +14,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.flink]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def infra():
-    missing = local.missing_prerequisites()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"infrastructure unavailable in CI: {missing}")
-        pytest.skip(missing)
+def infra(infra_prerequisites):
     yield
     local.stop_kafka()
 
