@@ -94,8 +94,8 @@ def total(metrics: dict[tuple[str, str, str], float], name: str, op: str | None 
 
 
 def decided(flink: Flink, job_id: str, ticker: Ticker, tools: Counter, duplicates: int) -> bool:
-    """One tick, then: do the job's metrics show these action requests and dedup hits? (The ticks move the
-    watermark, so the agent stage keeps deciding and finishing bundles, which is when its counts reach Flink.)"""
+    """One tick (it moves the watermark the decisions wait for), then: do the job's REST metrics show
+    these action requests and dedup hits? Python counts reach Flink per bundle, REST serves them late."""
     ticker.tick()
     m = flink.agent_metrics(job_id)
     return by_label(m, "action_requests", "tool") == tools and total(m, "dedup_hits") == duplicates
