@@ -7,8 +7,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import phonenumbers
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.pii import DEFAULT_PII_NAMES, PiiRules
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 DEFAULT_CONTRACT = CONTRACTS_DIR / "streaming_agent_v1.yaml"
@@ -30,11 +33,36 @@ class InputSpec(BaseModel):
         return f"{self.topic}@{self.schema_version}"
 
 
+class PiiDetection(BaseModel):
+    """Where the gate looks for PII beyond the named PII fields (see contracts.pii).
+
+    `fields` maps a field name to the detectors that apply to its strings (default: all of
+    `detectors`); `[]` exempts a field whose schema already makes PII impossible (a decimal amount)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detectors: list[Literal["email", "phone", "ssn"]] = ["email", "phone", "ssn"]
+    phone_regions: list[str] = ["US"]
+    fields: dict[str, list[Literal["email", "phone", "ssn"]]] = {}
+    pii_field_names: str = DEFAULT_PII_NAMES
+
+    @model_validator(mode="after")
+    def _regions_are_known(self) -> "PiiDetection":
+        unknown = sorted(set(self.phone_regions) - phonenumbers.SUPPORTED_REGIONS)
+        if unknown:
+            raise ValueError(f"phone_regions names regions phonenumbers does not know: {unknown}")
+        re.compile(self.pii_field_names)
+        return self
+
+
 class Governance(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pii_fields: list[str]
     token_pattern: str
+    pii_detection: PiiDetection = PiiDetection()
+    # An event time more than this ahead of the wall clock is DLQ'd ts_out_of_range (0: no limit).
+    max_future_skew_ms: int = Field(default=86_400_000, ge=0)
     sensitivity_levels: list[str]
     default_sensitivity: str
     sensitivity_ceiling: str
@@ -107,6 +135,17 @@ class Contract(BaseModel):
     @cached_property
     def token_regex(self) -> re.Pattern[str]:
         return re.compile(self.governance.token_pattern)
+
+    @cached_property
+    def pii(self) -> PiiRules:
+        d = self.governance.pii_detection
+        return PiiRules(token=self.token_regex, pii_fields=frozenset(self.governance.pii_fields),
+                        detectors=frozenset(d.detectors), phone_regions=tuple(d.phone_regions),
+                        per_field=tuple((k, frozenset(v)) for k, v in sorted(d.fields.items())),
+                        pii_names=d.pii_field_names)
+
+    def input_topics(self) -> frozenset[str]:
+        return frozenset(spec.topic for spec in self.inputs)
 
 
 def load_contract(path: str | Path | None = None) -> Contract:

@@ -1,17 +1,57 @@
 """Typed records shared by the job and the sink: the project's one vocabulary."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.idempotency import idempotency_key
+
 ToolName = Literal["CreateTicket", "PlacePaymentHold", "SendNotice"]
 
 
-class Envelope(BaseModel):
-    """One record of a topic, as the gate sees it after parsing."""
+@dataclass(slots=True, eq=True)
+class Envelope:
+    """One record of a topic as the gate passes it: governed, PII-free, every value checked.
 
+    A plain dataclass, not a pydantic model: the gate builds one per valid record, so it must cost
+    nanoseconds. Treat it as immutable. `model_validate` is the pydantic-validated way in, for
+    envelopes that did not come through the gate (tests, tools).
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    ts_ms: int
+    schema_version: str
+    sensitivity: str | None = None
+    payload: dict[str, Any] | None = None
+    writer_schema: dict[str, Any] | None = None
+
+    @property
+    def citation(self) -> str:
+        return f"{self.topic}@{self.schema_version}"
+
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.topic, self.key, self.ts_ms, self.payload)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        d = {"topic": self.topic, "partition": self.partition, "offset": self.offset, "key": self.key,
+             "ts_ms": self.ts_ms, "schema": self.schema_version, "sensitivity": self.sensitivity,
+             "payload": self.payload, "writer_schema": self.writer_schema}
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def model_validate(cls, data: dict[str, Any]) -> "Envelope":
+        m = _EnvelopeIn.model_validate(data)
+        return cls(m.topic, m.partition, m.offset, m.key, m.ts_ms, m.schema_version, m.sensitivity, m.payload,
+                   m.writer_schema)
+
+
+class _EnvelopeIn(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
     topic: str
@@ -23,13 +63,6 @@ class Envelope(BaseModel):
     sensitivity: str | None = None
     payload: dict[str, Any] | None
     writer_schema: dict[str, Any] | None = None
-
-    @property
-    def citation(self) -> str:
-        return f"{self.topic}@{self.schema_version}"
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 class OrderRow(BaseModel):

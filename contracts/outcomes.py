@@ -19,7 +19,10 @@ class Reason(StrEnum):
     MALFORMED_JSON = "malformed_json"          # line is not JSON (or not UTF-8 text)
     NOT_AN_OBJECT = "not_an_object"            # JSON, but not an object
     MISSING_FIELD = "missing_field"            # an envelope field is absent
-    INVALID_ENVELOPE = "invalid_envelope"      # an envelope field has the wrong type
+    INVALID_ENVELOPE = "invalid_envelope"      # an envelope field has the wrong type, or a key is duplicated
+    INVALID_TEXT = "invalid_text"              # a string is not Unicode text (a lone UTF-16 surrogate)
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"  # an integer beyond 64 bits, an amount beyond 15.6 digits
+    TS_OUT_OF_RANGE = "ts_out_of_range"        # event time negative, beyond 64 bits or too far in the future
     NOT_ALLOWLISTED = "not_allowlisted"        # topic@schema not in the contract inputs
     SCHEMA_VIOLATION = "schema_violation"      # payload breaks the pinned schema
     UNKNOWN_REQUIRED_FIELD = "unknown_required_field"  # writer schema requires a field the contract lacks

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from contracts.models import Action, Envelope, ToolReceipt
 from contracts.outcomes import Outcome, Reason
@@ -17,9 +16,8 @@ from contracts.outcomes import Outcome, Reason
 OUTPUT_FILES = ("breaches", "actions", "receipts", "responses", "dlq", "traces", "shadow")
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where a record came from; what traces and DLQ records cite."""
+class Position(NamedTuple):
+    """Where a record came from; what traces and DLQ records cite. (A named tuple: one per record.)"""
 
     topic: str | None
     partition: int
@@ -27,6 +25,7 @@ class Position:
     key: str | None = None
     ts_ms: int | None = None
     schema: str | None = None
+
 
 Out = tuple[str, dict[str, Any]]
 

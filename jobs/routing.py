@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from contracts.idempotency import idempotency_key
 from contracts.models import Envelope
 from jobs.breach_rule import QualifyingOrder, qualifying_order
 from jobs.policy import Policy
@@ -38,4 +37,4 @@ def route(env: Envelope, threshold: Decimal, policy: Policy, derived: bool = Fal
     account = account_of(env)
     if account is None or (qualifying is None and not to_agent):
         return None
-    return Routed(env, idempotency_key(env.topic, env.key, env.ts_ms), account, qualifying, to_agent, derived)
+    return Routed(env, env.idempotency_key(), account, qualifying, to_agent, derived)

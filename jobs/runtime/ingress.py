@@ -12,7 +12,6 @@ from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
 from contracts import records
 from contracts.contract import load_contract
-from contracts.idempotency import idempotency_key
 from contracts.outcomes import Outcome, Reason
 from contracts.records import Position
 from jobs.config import JobConfig
@@ -48,7 +47,7 @@ class IngressFunction(ProcessFunction):
             return
         env = res.envelope
         assert env is not None
-        key = idempotency_key(env.topic, env.key, env.ts_ms)
+        key = env.idempotency_key()
         if late if late is not None else self.lateness.observe(split, env.ts_ms):
             self.metrics.inc("late")
             self.metrics.inc("dlq", "reason", str(Reason.LATE))

@@ -1,9 +1,7 @@
-import hashlib
 
 import pytest
 
 from contracts.contract import load_contract
-from contracts.idempotency import idempotency_key
 
 
 def test_seed_contract_loads_typed():
@@ -35,13 +33,6 @@ def test_contract_rejects_unknown_keys(tmp_path):
     p.write_text(yaml.safe_dump(src))
     with pytest.raises(Exception):
         load_contract(p)
-
-
-def test_idempotency_key_is_the_seed_formula():
-    topic, key, ts = "cdc.public.orders", '{"order_id":"1"}', 1767225600000
-    expected = "idem-" + hashlib.sha256(f"{topic}{key}{ts}".encode("utf-8")).hexdigest()
-    assert idempotency_key(topic, key, ts) == expected
-    assert idempotency_key(topic, key, ts + 1) != expected
 
 
 def test_tools_by_input_is_typed_and_checked(tmp_path):

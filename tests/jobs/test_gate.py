@@ -28,15 +28,16 @@ def test_valid_order_passes_and_is_stripped(gate):
     assert r.envelope.offset == 1 and r.envelope.partition == 0
 
 
-def test_offsets_and_partitions_in_the_envelope_win(gate):
+def test_the_readers_position_wins_over_the_envelopes_own_fields(gate):
     r = check(gate, cdc(T0, after=order_row("o1"), partition=2, offset=77), offset=5)
-    assert (r.envelope.partition, r.envelope.offset) == (2, 77)
+    assert (r.envelope.partition, r.envelope.offset) == (0, 5)
+    assert (r.position.partition, r.position.offset) == (0, 5)
 
 
 def test_tombstone_is_no_action(gate):
     r = check(gate, {"topic": "cdc.public.orders", "key": '{"order_id":"1"}', "ts_ms": T0, "schema": "v2",
                      "payload": None})
-    assert r.outcome == "no_action" and r.facts["tombstone"]
+    assert r.outcome == "no_action" and r.tombstone
 
 
 def test_breach_input_passes(gate):
