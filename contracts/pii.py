@@ -31,10 +31,7 @@ DETECTORS = ("email", "phone", "ssn")
 RAW_TEXT_LIMIT = 4096
 _MAX_DEPTH = 64
 # The only characters whose NFKC form holds "@": "@", U+FE6B and U+FF20.
-_AT_HINT = r"[@\uFE6B\uFF20]"
-_DIGITS_HINT = r"\d(?:\W{0,3}\d){6}"  # seven digits close together: the shortest phone numbers, SSNs
-_HINT = re.compile(f"{_AT_HINT}|{_DIGITS_HINT}")
-_HINTS = {"email": _AT_HINT, "phone": _DIGITS_HINT, "ssn": _DIGITS_HINT}
+_AT_SIGNS = re.compile(r"[@\uFE6B\uFF20]")
 _EMAIL = re.compile(  # bounded quantifiers: no quadratic scans of long strings
     r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.){1,8}(?:[^\W\d_]{2,63}|xn--[\w-]{1,59})")
 _SSN = re.compile(r"(?<!\d)\d{3}([- ])\d{2}\1\d{4}(?!\d)")
@@ -46,23 +43,64 @@ DEFAULT_PII_NAMES = (r"e[-_ ]?mail|phone|mobile|msisdn|fax|telephone|^tel$|ssn|s
                      r"|tax[-_ ]?id|iban")
 
 
-# For ASCII text: digits -> "1", word characters -> "a", everything else deleted, in one C pass; seven
-# digits with no letter between them are a run of "1111111" (a superset of the hint's "close together").
+# How the hints find digits. phonenumbers never matches a number next to a Latin letter: a candidate
+# that starts right after one, or is followed by one, is dropped, and the inner matches it tries
+# instead begin after a separator. So the digits a match can hold lie in one letter-free stretch,
+# without the digits glued to a letter at its start ("o7" in "o7-100000"). In ASCII text one C pass
+# maps digits to "1", letters and "_" to "a" and everything else to "-"; dropping the separators
+# leaves each stretch's digits as one run of "1"s. A string whose longest run is shorter than the
+# fewest digits a number needs holds none (and no SSN, which needs nine).
 _WORD = bytes(range(48, 58)) + bytes(range(65, 91)) + b"_" + bytes(range(97, 123))
+_CLASSES = bytes(ord("1") if 48 <= b <= 57 else ord("a") if b in _WORD else ord("-") for b in range(256))
+_GLUED = re.compile(rb"a1+")
+# The cheap first look: separators deleted, glued digits kept (so it sees a superset of the runs)
 _SQUEEZE = bytes.maketrans(_WORD, b"1" * 10 + b"a" * 53)
 _NON_WORD = bytes(b for b in range(256) if b not in _WORD)
-_SEVEN = b"1111111"
+_LETTERS = re.compile(r"[^\W\d]+")
+_DIGIT = re.compile(r"\d")
+SSN_DIGITS = 9
+INTERNATIONAL_DIGITS = 6  # country code + the shortest national number anywhere (Austria, Germany, Iran)
+IDD_DIGITS = 8  # written without "+", an international number carries an exit code ("00", "011") too
 
 
-def _at_or_digits(text: str) -> bool:
-    """Might `text` hold an address, a phone number or an SSN? (An at sign, or seven digits close together.)"""
-    if not text.isascii():
-        return _HINT.search(text) is not None  # full-width digits and look-alike at signs
-    return "@" in text or _SEVEN in text.encode("ascii").translate(_SQUEEZE, _NON_WORD)
+def _runs(text: str) -> bytes:
+    """The digit-run picture of ASCII `text` ("1" digits, "a" letters; separators and glued digits gone)."""
+    return _GLUED.sub(b"a", text.encode("ascii").translate(_CLASSES)).replace(b"-", b"")
+
+
+def fewest_phone_digits(regions: Iterable[str]) -> int:
+    """The fewest digits a valid national number of any of `regions` has (phonenumbers' metadata)."""
+    lengths = [n for r in regions for n in phonenumbers.PhoneMetadata.metadata_for_region(r).general_desc
+               .possible_length if n > 0]
+    return min(lengths, default=IDD_DIGITS)
+
+
+def _longest_digit_run(text: str) -> int:
+    if text.isascii():
+        return max(map(len, _runs(text).split(b"a")))
+    text = unicodedata.normalize("NFKC", text)  # full-width digits become digits
+    return max(len(_DIGIT.findall(part)) for part in _LETTERS.split(text))
 
 
 def _at_sign(text: str) -> bool:
     return "@" in text or (not text.isascii() and _AT_SIGNS.search(text) is not None)
+
+
+def digits_hint(plain: int, with_plus: int, at_sign: bool) -> Callable[[str], bool]:
+    """A test true for every string with a run of `plain` digits (`with_plus` when it holds a "+"), or
+    (when `at_sign`) an at sign; false ones hold no PII of the detectors it stands for."""
+    run_plain, run_plus = b"1" * plain, b"1" * with_plus
+
+    def hint(text: str) -> bool:
+        if at_sign and _at_sign(text):
+            return True
+        if text.isascii():
+            run = run_plus if "+" in text else run_plain
+            return run in text.encode("ascii").translate(_SQUEEZE, _NON_WORD) and run in _runs(text)
+        return _longest_digit_run(text) >= (with_plus if "+" in text or "\uff0b" in text else plain)
+
+    hint.__name__ = f"hint_{int(at_sign)}_{plain}_{with_plus}"
+    return hint
 
 
 def _nfkc(text: str) -> str:
@@ -110,16 +148,31 @@ class PiiRules:
     def hint_for(self, field: str | None) -> Callable[[str], bool] | None:
         """A test that every string holding PII of the field's detectors passes (None: no detectors).
         A string it fails holds no PII; one it passes may. Costs well under a microsecond."""
-        use = self.detectors_for(field)
+        return self._hints.get(self.detectors_for(field))
+
+    @cached_property
+    def _hints(self) -> dict[frozenset[str], Callable[[str], bool] | None]:
+        combos = {frozenset(), self.detectors, *(d for _, d in self.per_field)}
+        return {use: self._hint(use) for use in combos}
+
+    def _hint(self, use: frozenset[str]) -> Callable[[str], bool] | None:
         if not use:
             return None
-        return _at_or_digits if use & {"phone", "ssn"} else _at_sign
+        if not use & {"phone", "ssn"}:
+            return _at_sign
+        needs = [SSN_DIGITS] if "ssn" in use else []
+        if "phone" in use:
+            needs += [fewest_phone_digits(self.phone_regions), IDD_DIGITS]
+        plain = min(needs)
+        with_plus = min(plain, INTERNATIONAL_DIGITS) if "phone" in use else plain
+        return digits_hint(plain, with_plus, "email" in use)
 
-    # -- deciding    # -- deciding --------------------------------------------------------------------
+    # -- deciding --------------------------------------------------------------------
     def find(self, text: str, detectors: frozenset[str] | None = None, *, strict: bool = True) -> str | None:
         """The first kind of PII in `text` ('email', 'phone', 'ssn'), or None. Tokens are never PII."""
         use = self.detectors if detectors is None else detectors
-        if not use or not (_at_or_digits if use & {"phone", "ssn"} else _at_sign)(text) or self.is_token(text):
+        hint = self._hints.get(use) if use in self._hints else self._hint(use)
+        if hint is None or not hint(text) or self.is_token(text):
             return None
         text = _nfkc(text)
         if "email" in use and "@" in text and _EMAIL.search(text):
@@ -130,17 +183,8 @@ class PiiRules:
             return "phone"
         return None
 
-    def first_pii(self, fields: Iterable[tuple[str | None, str]]) -> str | None:
-        """The name of the first field whose string holds PII, '' for an unnamed one, or None."""
-        for name, text in fields:
-            if self.find(text, self.detectors_for(name)) is not None:
-                return name or ""
-        return None
-
     def _has_phone(self, text: str, strict: bool) -> bool:
         text = _DATETIME.sub(" ", text)
-        if _HINT.search(text) is None:
-            return False
         leniency = Leniency.VALID if strict else Leniency.POSSIBLE
         for region in self.phone_regions if "+" not in text else ("ZZ", *self.phone_regions):
             for _ in PhoneNumberMatcher(text, region, leniency=leniency):
@@ -190,13 +234,11 @@ class PiiRules:
     def mask_text(self, text: str) -> str:
         """`text` (an error message, a position's key or topic) with every PII span replaced by `***`."""
         text = safe_text(text)
-        if _HINT.search(text) is None:
-            return text
+        if _longest_digit_run(text) < 4 and not _at_sign(text):
+            return text  # not even a short national number (masking is stricter than deciding)
         text = _nfkc(text)
         text = _EMAIL.sub(MASK, text)
         text = _SSN.sub(MASK, text)
-        if _HINT.search(text) is None:
-            return text
         spans: list[tuple[int, int]] = []
         for region in ("ZZ", *self.phone_regions):
             spans += [(m.start, m.end) for m in PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE)]

@@ -7,10 +7,9 @@ Kafka mode (the sink runs as its own process, python -m sinks.action_sink):
 """
 from __future__ import annotations
 
-import argparse
 import sys
+import sysconfig
 import zipfile
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,10 @@ from contracts.contract import load_contract
 from contracts.models import AgentResponse
 from contracts.records import Out
 
+from jobs.command_line import DEFAULT_CHECKPOINT_INTERVAL_MS, parse_args
 from jobs.config import JobConfig
+from jobs.file_input import CHARSET, PreparedEvents, prepare
+from jobs.jsonl_files import create_outputs
 from jobs.prefilter import JAR as PREFILTER_JAR
 from jobs.prefilter import PrefilterPlan, plan_prefilter
 from jobs.routing import Routed
@@ -40,7 +42,6 @@ from jobs.runtime.tags import OUT
 from jobs.summary import summarize
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT_INTERVAL_MS = 2_000
 
 
 class EventTime(TimestampAssigner):
@@ -48,57 +49,8 @@ class EventTime(TimestampAssigner):
         return value.env.ts_ms
 
 
-def parse_args(argv: list[str] | None = None) -> JobConfig:
-    ap = argparse.ArgumentParser(prog="agent_job", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", help="file mode: input JSON Lines, one envelope per line")
-    ap.add_argument("--bootstrap-servers", help="Kafka mode: read the contract's topics, write Kafka topics")
-    ap.add_argument("--out", default="out", help="file mode: output directory for the JSONL files")
-    ap.add_argument("--state", help="durable state (outbox, receipts, tool ledger); default OUT/state")
-    ap.add_argument("--contract", default=JobConfig.contract_path)
-    ap.add_argument("--threshold", type=Decimal, default=JobConfig.threshold)
-    ap.add_argument("--no-auto-hold", action="store_true", help="breaches carry auto_hold=false")
-    ap.add_argument("--max-out-of-orderness-ms", type=int, default=JobConfig.max_out_of_orderness_ms)
-    ap.add_argument("--idle-timeout-ms", type=int, default=0,
-                    help="mark a quiet source split idle after N ms (0 = never; file mode has one split)")
-    ap.add_argument("--dedup-ttl-ms", type=int, default=JobConfig.dedup_ttl_ms)
-    ap.add_argument("--parallelism", type=int, default=JobConfig.parallelism)
-    ap.add_argument("--policy", default="rules", help="'rules' or module:Class")
-    ap.add_argument("--global-max-actions-per-minute", type=int,
-                    help="optional limit on actions across all accounts per 60 s of event time")
-    ap.add_argument("--shadow-policy", help="candidate policy run beside the live one; executes nothing, "
-                                            "writes shadow.jsonl")
-    ap.add_argument("--group-id", default=JobConfig.group_id, help="Kafka consumer group and transactional prefix")
-    ap.add_argument("--topic-pattern", default=JobConfig.topic_pattern)
-    ap.add_argument("--startup-mode", default=JobConfig.startup_mode,
-                    choices=["earliest-offset", "latest-offset", "group-offsets"])
-    ap.add_argument("--checkpoint-interval-ms", type=int,
-                    help=f"default: the cluster's (flink run), else {DEFAULT_CHECKPOINT_INTERVAL_MS}")
-    ap.add_argument("--checkpoint-dir", help="default: the cluster's (flink run), else STATE/checkpoints "
-                                             "(retained on cancel)")
-    ap.add_argument("--from-checkpoint", help="restore from a retained checkpoint or savepoint path")
-    ap.add_argument("--jvm-prefilter", action=argparse.BooleanOptionalAction, default=True,
-                    help="Kafka mode: settle valid non-actionable CDC records on the JVM (jvm/, on by default); "
-                         "--no-jvm-prefilter sends every record through the Python gate")
-    ap.add_argument("--jars", nargs="*", default=[], help="connector jars (default .infra/jars/flink/*.jar)")
-    a = ap.parse_args(argv)
-    if bool(a.events) == bool(a.bootstrap_servers):
-        ap.error("give exactly one of --events (file mode) or --bootstrap-servers (Kafka mode)")
-    absolute = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731 - workers run elsewhere
-    return JobConfig(events=absolute(a.events), out_dir=str(absolute(a.out)), state_dir=absolute(a.state),
-                     contract_path=str(absolute(a.contract)),
-                     threshold=a.threshold, auto_hold=not a.no_auto_hold,
-                     max_out_of_orderness_ms=a.max_out_of_orderness_ms, idle_timeout_ms=a.idle_timeout_ms,
-                     dedup_ttl_ms=a.dedup_ttl_ms, parallelism=a.parallelism, policy=a.policy,
-                     shadow_policy=a.shadow_policy, global_max_actions_per_minute=a.global_max_actions_per_minute,
-                     bootstrap_servers=a.bootstrap_servers, group_id=a.group_id,
-                     topic_pattern=a.topic_pattern, startup_mode=a.startup_mode,
-                     checkpoint_interval_ms=a.checkpoint_interval_ms, checkpoint_dir=absolute(a.checkpoint_dir),
-                     from_checkpoint=a.from_checkpoint, jars=tuple(absolute(j) for j in a.jars),
-                     jvm_prefilter=a.jvm_prefilter)
-
-
-def build(env: StreamExecutionEnvironment, config: JobConfig, prefilter: PrefilterPlan) -> None:
+def build(env: StreamExecutionEnvironment, config: JobConfig, prefilter: PrefilterPlan,
+          events: PreparedEvents | None = None) -> None:
     """Wire the pipeline onto `env`: file mode (sink embedded) or Kafka mode (sink is its own process).
 
     Stateful operators carry stable uids, so savepoints restore whatever optional stages are on."""
@@ -109,11 +61,10 @@ def build(env: StreamExecutionEnvironment, config: JobConfig, prefilter: Prefilt
             .start_new_chain()
         governed = ingress
     else:
-        assert config.events is not None
-        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(),
-                                                     str(Path(config.events).resolve())).build()
+        assert events is not None
+        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(CHARSET), events.path).build()
         lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").set_parallelism(1)
-        ingress = lines.process(FileIngressFunction(config)).name("contract-gate").uid("contract-gate") \
+        ingress = lines.process(FileIngressFunction(config, events)).name("contract-gate").uid("contract-gate") \
             .set_parallelism(1)
         watermarks = (WatermarkStrategy
                       .for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
@@ -180,6 +131,11 @@ def make_env(config: JobConfig, prefilter: PrefilterPlan) -> StreamExecutionEnvi
         conf.set_string("table.exec.source.idle-timeout", f"{config.idle_timeout_ms or 5000} ms")
         if config.from_checkpoint:
             conf.set_string("execution.state-recovery.path", config.from_checkpoint)
+    conf.set_string("python.execution-mode", config.python_execution_mode)
+    if config.python_execution_mode == "thread":
+        # The embedded interpreter (pemja) starts from the base Python, not the venv: give it the
+        # venv's packages, as process mode's worker gets them from its executable.
+        conf.set_string("python.pythonpath", sysconfig.get_paths()["purelib"])
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(config.parallelism)
     env.set_python_executable(sys.executable)
@@ -220,8 +176,13 @@ def run(config: JobConfig) -> Any:
     Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     config.state.mkdir(parents=True, exist_ok=True)
     prefilter = prefilter_plan(config) if config.kafka_mode else PrefilterPlan(False, "file mode")
+    events = None
+    if not config.kafka_mode:
+        assert config.events is not None
+        events = prepare(Path(config.events), config.state / "input", config.events_directory)
+        create_outputs(config.out_dir)
     env = make_env(config, prefilter)
-    build(env, config, prefilter)
+    build(env, config, prefilter, events)
     return env.execute("streaming-agent (kafka mode)" if config.kafka_mode else "streaming-agent (file mode)")
 
 

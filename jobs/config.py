@@ -14,6 +14,7 @@ from jobs.policy import Policy, RulePolicy
 @dataclass(frozen=True)
 class JobConfig:
     events: str | None = None
+    events_directory: bool = False  # file mode: --events may be a directory (jobs.file_input)
     out_dir: str = "out"
     state_dir: str | None = None
     contract_path: str = str(DEFAULT_CONTRACT)
@@ -27,6 +28,7 @@ class JobConfig:
     policy: str = "rules"
     shadow_policy: str | None = None
     global_max_actions_per_minute: int | None = None
+    python_execution_mode: str = "process"  # "thread" (PyFlink embedded in the JVM) or "process"
     # Kafka mode (on when bootstrap_servers is set)
     bootstrap_servers: str | None = None
     group_id: str = "streaming-agent"

@@ -1,13 +1,13 @@
-"""Writes tagged output records to DIR/<name>.jsonl (file mode). Runs at parallelism 1."""
+"""Writes tagged output records of the later stages to DIR/<name>.jsonl (file mode). Runs at parallelism 1.
+
+The gate appends its own records to the same files (jobs.jsonl_files); the driver created them."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Iterable
 
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
-from contracts.records import OUTPUT_FILES
+from jobs.jsonl_files import JsonlAppender
 
 
 class JsonlWriterFunction(ProcessFunction):
@@ -15,17 +15,14 @@ class JsonlWriterFunction(ProcessFunction):
         self.out_dir = out_dir
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        d = Path(self.out_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        self.files = {name: open(d / f"{name}.jsonl", "w", encoding="utf-8") for name in OUTPUT_FILES}
+        self.out = JsonlAppender(self.out_dir)
 
     def process_element(self, value: tuple[str, dict[str, Any]], ctx: ProcessFunction.Context) -> Iterable[Any]:
         name, record = value
-        f = self.files[name]
-        f.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
-        f.flush()
+        self.out.write(name, record)
         return iter(())
 
     def close(self) -> None:
-        for f in getattr(self, "files", {}).values():
-            f.close()
+        out = getattr(self, "out", None)
+        if out is not None:
+            out.close()

@@ -1,12 +1,14 @@
 """Ingress: run the contract gate, flag late records, route the rest.
 
-`FileIngressFunction` numbers the lines of a file (parallelism 1 after the
-file source); `KafkaIngressFunction` builds envelopes from Kafka rows, one
-instance per group of partitions, in a task of its own (see agent_job.build).
+`FileIngressFunction` numbers the lines of a file (parallelism 1 after the file source) and writes
+the traces and DLQ records of what it settles itself straight to the output files, so the
+non-actionable majority never crosses to another operator; `KafkaIngressFunction` builds envelopes
+from Kafka rows, one instance per group of partitions, in a task of its own (see agent_job.build),
+and hands its records to the Kafka sinks as a side output.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Iterable
+from typing import Any, Hashable, Iterable, Iterator
 
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
@@ -15,7 +17,9 @@ from contracts.contract import load_contract
 from contracts.outcomes import Outcome, Reason
 from contracts.records import Position
 from jobs.config import JobConfig
+from jobs.file_input import PreparedEvents, line_text
 from jobs.gate import Gate, GateResult
+from jobs.jsonl_files import JsonlAppender
 from jobs.kafka_records import envelope_from_kafka
 from jobs.lateness import PartitionLateness
 from jobs.routing import route
@@ -33,12 +37,14 @@ class IngressFunction(ProcessFunction):
         self.policy = self.config.load_policy()
         self.lateness = PartitionLateness(self.config.max_out_of_orderness_ms)
         self.metrics = Counters(runtime_context, "agent")
+        self.input_topics = self.contract.input_topics()
 
     def handle(self, res: GateResult, split: Hashable, late: bool | None = None) -> Iterable[Any]:
         """`late`: decided before the gate over every record of the partition (Kafka mode); None lets
         this instance's tracker judge the records the gate passes (file mode)."""
         pos = res.position
-        self.metrics.inc("envelopes_in", "topic", str(pos.topic))
+        # a label never carries an input value: only the contract's own topic names, else "other"
+        self.metrics.inc("envelopes_in", "topic", pos.topic if pos.topic in self.input_topics else "other")
         if res.outcome == "dlq":
             assert res.reason is not None and res.error is not None
             self.metrics.inc("dlq", "reason", str(res.reason))
@@ -66,14 +72,30 @@ class IngressFunction(ProcessFunction):
 class FileIngressFunction(IngressFunction):
     """Runs at parallelism 1 right after the file source, so line numbers and lateness are exact."""
 
+    def __init__(self, config: JobConfig, events: PreparedEvents) -> None:
+        super().__init__(config)
+        self.events = events
+
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
         self.line_no = 0
+        self.out = JsonlAppender(self.config.out_dir)
+        self.single_file = len(self.events.files) == 1
 
-    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
+    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
         self.line_no += 1
-        res = self.gate.check(value, offset=self.line_no)
-        yield from self.metrics.tap(self.handle(res, split="file"), res.position.ts_ms)
+        partition, offset = (0, self.line_no) if self.single_file else self.events.position(self.line_no)
+        res = self.gate.check(line_text(value), offset=offset, partition=partition)
+        for out in self.metrics.tap(self.handle(res, split="file"), res.position.ts_ms):
+            if type(out) is tuple and out[0] is OUT:
+                self.out.write(*out[1])  # settled here: straight to its file
+            else:
+                yield out
+
+    def close(self) -> None:
+        out = getattr(self, "out", None)
+        if out is not None:
+            out.close()
 
 
 class KafkaIngressFunction(IngressFunction):
