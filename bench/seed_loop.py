@@ -22,7 +22,6 @@ from contracts.models import Envelope
 from contracts.outcomes import Outcome
 from jobs.breach_rule import AccountWindow, on_order
 from jobs.gate import Gate
-from jobs.kafka_records import envelope_from_kafka
 from jobs.policy import BREACH_TOPIC, RulePolicy
 from jobs.routing import route
 from sinks.tools import HttpClient, call_tool
@@ -65,10 +64,8 @@ def run(bootstrap: str, tools_url: str, group: str, idle_exit_s: float, threshol
     for msg in consumer:
         n += 1
         headers = {k: v for k, v in (msg.headers or [])}
-        obj, error = envelope_from_kafka(contract, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                                         event_time(msg.value, msg.timestamp), headers)
-        res = gate.check_object(obj, msg.offset, msg.partition) if obj else gate.malformed(
-            msg.value or b"", records.Position(msg.topic, msg.partition, msg.offset), error or "")
+        res = gate.check_kafka(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                               event_time(msg.value, msg.timestamp), headers)
         if res.outcome == "dlq":
             emit(*records.dlq(res.position, res.reason, res.error or "", res.masked, contract.name))
             emit(*records.trace(res.position, Outcome.DLQ, reason=res.reason))
@@ -87,7 +84,7 @@ def run(bootstrap: str, tools_url: str, group: str, idle_exit_s: float, threshol
             breach = on_order(windows.setdefault(routed.account_id, AccountWindow()), routed.qualifying, threshold)
             if breach is not None:
                 benv = Envelope(topic=BREACH_TOPIC, partition=0, offset=0, key=breach.account_id,
-                                ts_ms=breach.ts_ms, schema="v3", payload=breach.model_dump(mode="json"))
+                                ts_ms=breach.ts_ms, schema_version="v3", payload=breach.model_dump(mode="json"))
                 bkey = idempotency_key(BREACH_TOPIC, breach.account_id, breach.ts_ms)
                 act(benv, bkey, records.position_of(benv, derived=True))
         if routed.to_agent:

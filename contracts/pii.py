@@ -10,8 +10,9 @@ A string of the contract's token formats is never PII: it is what the applicatio
 place of the value.
 
 Deciding (does a string that would pass hold PII?) and masking (what may a DLQ copy keep?) use the
-same detectors; masking is stricter: a phone number needs only to be *possible*, and a field whose
-name says PII (``Phone``, ``SSN``, ``e-mail``, ...) is masked whatever it holds. Every detector
+same detectors; masking goes further: a field whose name says PII (``Phone``, ``SSN``, ``e-mail``,
+...) is masked whatever it holds. (Masking every *possible* phone number instead would take ids:
+phonenumbers thinks "20005" a possible British number.) Every detector
 first runs one cheap hint pattern (an at sign, or seven digits close together), so a string with
 neither costs one regex scan.
 """
@@ -155,20 +156,25 @@ class PiiRules:
         combos = {frozenset(), self.detectors, *(d for _, d in self.per_field)}
         return {use: self._hint(use) for use in combos}
 
+    def digits_needed(self, use: frozenset[str] | None = None) -> tuple[int, int]:
+        """The fewest digits in one letter-free stretch that PII of the detectors `use` (default: all)
+        can have: (without a "+" in the text, with one). The JVM prefilter gets them as arguments."""
+        use = self.detectors if use is None else use
+        needs = [SSN_DIGITS] if "ssn" in use else []
+        if "phone" in use:
+            needs += [fewest_phone_digits(self.phone_regions), IDD_DIGITS]
+        plain = min(needs, default=1 << 30)
+        return plain, (min(plain, INTERNATIONAL_DIGITS) if "phone" in use else plain)
+
     def _hint(self, use: frozenset[str]) -> Callable[[str], bool] | None:
         if not use:
             return None
         if not use & {"phone", "ssn"}:
             return _at_sign
-        needs = [SSN_DIGITS] if "ssn" in use else []
-        if "phone" in use:
-            needs += [fewest_phone_digits(self.phone_regions), IDD_DIGITS]
-        plain = min(needs)
-        with_plus = min(plain, INTERNATIONAL_DIGITS) if "phone" in use else plain
-        return digits_hint(plain, with_plus, "email" in use)
+        return digits_hint(*self.digits_needed(use), at_sign="email" in use)
 
     # -- deciding --------------------------------------------------------------------
-    def find(self, text: str, detectors: frozenset[str] | None = None, *, strict: bool = True) -> str | None:
+    def find(self, text: str, detectors: frozenset[str] | None = None) -> str | None:
         """The first kind of PII in `text` ('email', 'phone', 'ssn'), or None. Tokens are never PII."""
         use = self.detectors if detectors is None else detectors
         hint = self._hints.get(use) if use in self._hints else self._hint(use)
@@ -179,15 +185,14 @@ class PiiRules:
             return "email"
         if "ssn" in use and _SSN.search(text):
             return "ssn"
-        if "phone" in use and self._has_phone(text, strict):
+        if "phone" in use and self._has_phone(text):
             return "phone"
         return None
 
-    def _has_phone(self, text: str, strict: bool) -> bool:
+    def _has_phone(self, text: str) -> bool:
         text = _DATETIME.sub(" ", text)
-        leniency = Leniency.VALID if strict else Leniency.POSSIBLE
         for region in self.phone_regions if "+" not in text else ("ZZ", *self.phone_regions):
-            for _ in PhoneNumberMatcher(text, region, leniency=leniency):
+            for _ in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
                 return True
         return False
 
@@ -209,11 +214,11 @@ class PiiRules:
         if isinstance(value, (list, tuple)):
             return [self.mask_value(v, _depth + 1) for v in value]
         if isinstance(value, str):
-            return MASK if self.find(value, strict=False) else safe_text(value)
+            return MASK if self.find(value) else safe_text(value)
         return value
 
     def _mask_key(self, key: str, taken: dict[str, Any]) -> str:
-        if self.find(key, strict=False) is None:
+        if self.find(key) is None:
             return safe_text(key)
         masked, n = MASK, 1
         while masked in taken:
@@ -234,17 +239,23 @@ class PiiRules:
     def mask_text(self, text: str) -> str:
         """`text` (an error message, a position's key or topic) with every PII span replaced by `***`."""
         text = safe_text(text)
-        if _longest_digit_run(text) < 4 and not _at_sign(text):
-            return text  # not even a short national number (masking is stricter than deciding)
+        hint = self._hints[self.detectors]
+        if hint is None or not hint(text):
+            return text
         text = _nfkc(text)
         text = _EMAIL.sub(MASK, text)
         text = _SSN.sub(MASK, text)
         spans: list[tuple[int, int]] = []
         for region in ("ZZ", *self.phone_regions):
-            spans += [(m.start, m.end) for m in PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE)]
-        for start, end in sorted(set(spans), reverse=True):
-            if MASK not in text[start:end]:
-                text = text[:start] + MASK + text[end:]
+            spans += [(m.start, m.end) for m in PhoneNumberMatcher(text, region, leniency=Leniency.VALID)]
+        merged: list[list[int]] = []
+        for start, end in sorted(spans):  # the regions' matches may overlap: mask their union
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        for start, end in reversed(merged):
+            text = text[:start] + MASK + text[end:]
         return text
 
     def mask_raw_text(self, text: str, limit: int = RAW_TEXT_LIMIT) -> str:

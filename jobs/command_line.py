@@ -84,6 +84,9 @@ def parser() -> OneLineParser:
     ap.add_argument("--python-execution-mode", choices=["thread", "process"], default=None,
                     help="PyFlink's Python execution mode; default: thread in file mode, process in Kafka mode "
                          "(the faster where the suite passes, see the README)")
+    ap.add_argument("--trace-log", action=argparse.BooleanOptionalAction, default=None,
+                    help="log every trace as a JSON line (logger streaming_agent.traces); default: on in Kafka "
+                         "mode, off in file mode, where traces.jsonl holds them")
     ap.add_argument("--group-id", default=JobConfig.group_id, help="Kafka consumer group and transactional prefix")
     ap.add_argument("--topic-pattern", default=JobConfig.topic_pattern, help="Kafka mode: input topics (regex)")
     ap.add_argument("--startup-mode", default=JobConfig.startup_mode,
@@ -155,7 +158,7 @@ def parse_args(argv: list[str] | None = None) -> JobConfig:
                      max_out_of_orderness_ms=a.max_out_of_orderness_ms, idle_timeout_ms=a.idle_timeout_ms,
                      dedup_ttl_ms=a.dedup_ttl_ms, parallelism=a.parallelism, policy=a.policy,
                      shadow_policy=a.shadow_policy, global_max_actions_per_minute=a.global_max_actions_per_minute,
-                     python_execution_mode=mode,
+                     python_execution_mode=mode, trace_log=a.trace_log,
                      bootstrap_servers=a.bootstrap_servers, group_id=a.group_id,
                      topic_pattern=a.topic_pattern, startup_mode=a.startup_mode,
                      checkpoint_interval_ms=a.checkpoint_interval_ms, checkpoint_dir=absolute(a.checkpoint_dir),

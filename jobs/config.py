@@ -29,6 +29,7 @@ class JobConfig:
     shadow_policy: str | None = None
     global_max_actions_per_minute: int | None = None
     python_execution_mode: str = "process"  # "thread" (PyFlink embedded in the JVM) or "process"
+    trace_log: bool | None = None  # log every trace (jobs.runtime.metrics); None: in Kafka mode only
     # Kafka mode (on when bootstrap_servers is set)
     bootstrap_servers: str | None = None
     group_id: str = "streaming-agent"
@@ -43,6 +44,10 @@ class JobConfig:
     @property
     def kafka_mode(self) -> bool:
         return bool(self.bootstrap_servers)
+
+    @property
+    def trace_log_on(self) -> bool:
+        return self.trace_log if self.trace_log is not None else self.kafka_mode
 
     @property
     def state(self) -> Path:

@@ -299,6 +299,7 @@ class FastPath:
         self.source = source  # kept for reading and for tests
         self._walk = ns["walk_Payload"]
         self._key_hint = pii.hint_for(None)
+        self.topic, self.schema_version = topic, schema_version
 
     def try_envelope(self, text: str, max_ts_ms: int) -> tuple[Any, dict[str, Any] | None] | None:
         """(the decoded envelope, its governed payload or None for a tombstone), or None when unsure."""

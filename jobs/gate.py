@@ -31,6 +31,7 @@ from contracts.pii import safe_text
 from contracts.records import Position
 from jobs.fast_path import FastPath, Unsupported, amount_in_bounds
 from jobs.json_input import MAX_LINE_BYTES, Rejected, check_data, decode_utf8, parse_object
+from jobs.kafka_records import envelope_from_kafka, header_text, pinned_schema, schema_of
 from jobs.schema_check import CompiledSchema, ReferenceSchema, SchemaCheck
 
 REQUIRED_ENVELOPE_FIELDS = ("topic", "key", "ts_ms", "schema", "payload")
@@ -72,6 +73,8 @@ class Gate:
         self._checks: dict[str, SchemaCheck] = {}
         self._avro: dict[str, Any] = {}
         self._fast: list[FastPath] = []
+        self._allowed = frozenset(allowed)
+        self._key_hint = self.pii.hint_for(None)
         for spec in contract.inputs:
             schema = contract.load_schema(spec)
             self._schemas[spec.citation] = schema
@@ -85,6 +88,9 @@ class Gate:
                                                frozenset(self.gov.pii_fields), AMOUNT_FIELD))
                 except Unsupported:
                     pass  # this schema has no fast path: the general one decides every record
+        # Kafka mode: a topic's fast path applies to the version the contract pins for it when unlabelled
+        self._fast_by_topic = {f.topic: f for f in self._fast
+                               if pinned_schema(contract, f.topic) == f.schema_version}
 
     # -- entry points --------------------------------------------------------------------
     def check(self, line: str | bytes, offset: int, partition: int = 0) -> GateResult:
@@ -100,6 +106,34 @@ class Gate:
             obj = parse_object(text)
         except Rejected as r:
             return self._dlq(Position(None, partition, offset), r, self._mask_raw(line))
+        return self._check_envelope(obj, partition, offset)
+
+    def check_kafka(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                    ts_ms: int, headers: dict[str, bytes] | None) -> GateResult:
+        """Check a Kafka record: key and value bytes, the contract's schema from the `schema` header (else
+        the one it pins for the topic), event time from the source (jobs.runtime.kafka_io)."""
+        fast = self._fast_by_topic.get(topic)
+        if fast is not None and value is not None and key is not None and len(value) <= MAX_LINE_BYTES:
+            h = header_text(headers)
+            sens = h.get("sensitivity") or None
+            if schema_of(self.contract, topic, h) == fast.schema_version and (
+                    sens is None or sens in self._allowed) and 0 <= ts_ms <= self._max_ts_ms():
+                try:
+                    text_key = key.decode("utf-8")
+                except UnicodeDecodeError:
+                    text_key = None
+                if text_key is not None and not (self._key_hint is not None and self._key_hint(text_key)):
+                    payload = fast.try_payload(value)
+                    if payload is not None:
+                        env = Envelope(topic, partition, offset, text_key, ts_ms, fast.schema_version, sens, payload)
+                        return GateResult("pass", Position(topic, partition, offset, text_key, ts_ms,
+                                                           fast.schema_version), envelope=env)
+        try:
+            obj = envelope_from_kafka(self.contract, topic, partition, offset, key, value, ts_ms, headers)
+        except Rejected as r:
+            text_key = None if key is None else key.decode("utf-8", errors="replace")
+            return self._dlq(self._safe_position(Position(topic, partition, offset, text_key, ts_ms, None)), r,
+                             self._mask_raw(value or b""))
         return self._check_envelope(obj, partition, offset)
 
     def check_object(self, obj: dict[str, Any], offset: int, partition: int = 0) -> GateResult:

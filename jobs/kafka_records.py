@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-from decimal import Decimal
 from typing import Any
 
 import fastavro
@@ -18,6 +17,8 @@ import fastavro
 from contracts.avro import encode_breach, parsed_schema
 from contracts.contract import Contract
 from contracts.models import Breach
+from contracts.outcomes import Reason
+from jobs.json_input import Rejected, decode_utf8, parse_json
 
 ORIGIN_HEADER = "origin"
 ORIGIN = "streaming-agent"
@@ -34,8 +35,10 @@ OUTPUT_TOPICS = {
 }
 
 
-def _text(b: bytes | None) -> str | None:
-    return None if b is None else b.decode("utf-8", errors="replace")
+def header_text(headers: dict[str, bytes] | None) -> dict[str, str]:
+    """Headers as text; a header that is not UTF-8 is kept with replacement characters (it is only ever
+    compared with the contract's labels and versions, never passed on)."""
+    return {k: v.decode("utf-8", errors="replace") for k, v in (headers or {}).items() if v is not None}
 
 
 def pinned_schema(contract: Contract, topic: str) -> str | None:
@@ -43,35 +46,42 @@ def pinned_schema(contract: Contract, topic: str) -> str | None:
     return versions[-1] if versions else None
 
 
+def schema_of(contract: Contract, topic: str, headers: dict[str, str]) -> str:
+    """The schema version of a record: its `schema` header, else the one the contract pins for the topic."""
+    return headers.get("schema") or pinned_schema(contract, topic) or "unknown"
+
+
 def envelope_from_kafka(contract: Contract, topic: str, partition: int, offset: int, key: bytes | None,
-                        value: bytes | None, ts_ms: int, headers: dict[str, bytes] | None
-                        ) -> tuple[dict[str, Any] | None, str | None]:
-    """(envelope object, None) or (None, why the value cannot be decoded)."""
-    h = {k: _text(v) for k, v in (headers or {}).items()}
-    env: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset, "key": _text(key),
-                           "ts_ms": ts_ms, "schema": h.get("schema") or pinned_schema(contract, topic) or "unknown"}
+                        value: bytes | None, ts_ms: int, headers: dict[str, bytes] | None) -> dict[str, Any]:
+    """The envelope of a Kafka record, for the gate's general path; Rejected when the key or value cannot
+    be decoded (not UTF-8, not JSON or not Avro of the pinned schema, duplicate keys, ...)."""
+    h = header_text(headers)
+    if key is not None:
+        try:
+            text_key: str | None = key.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Rejected(Reason.INVALID_TEXT, f"record key is not UTF-8 text at byte {e.start}") from None
+    else:
+        text_key = None
+    env: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset, "key": text_key,
+                           "ts_ms": ts_ms, "schema": schema_of(contract, topic, h)}
     if h.get("sensitivity"):
         env["sensitivity"] = h["sensitivity"]
     if value is None:
         env["payload"] = None
-        return env, None
+        return env
     if len(value) > MAX_VALUE_BYTES:
-        return None, f"record value of {len(value)} bytes exceeds {MAX_VALUE_BYTES}"
+        raise Rejected(Reason.INVALID_ENVELOPE, f"record value of {len(value)} bytes exceeds {MAX_VALUE_BYTES}")
     spec = contract.input_for(topic, env["schema"])
     if spec is not None and spec.format == "avro":
         try:
             env["payload"] = fastavro.schemaless_reader(io.BytesIO(value), parsed_schema(), parsed_schema())
         except Exception as e:  # noqa: BLE001 - any decoding failure is a DLQ record
-            return None, f"value is not Avro of {spec.schema_ref}: {type(e).__name__}"
-        return env, None
-    try:
-        payload = json.loads(value.decode("utf-8"), parse_float=Decimal)
-    except UnicodeDecodeError:
-        return None, "value is not UTF-8 text"
-    except (ValueError, RecursionError) as e:
-        return None, f"value is not valid JSON: {type(e).__name__}"
-    env["payload"] = payload
-    return env, None
+            raise Rejected(Reason.MALFORMED_JSON, f"value is not Avro of {spec.schema_ref}: {type(e).__name__}") \
+                from None
+        return env
+    env["payload"] = parse_json(decode_utf8(value))
+    return env
 
 
 def output_record(kind: str, record: dict[str, Any]) -> tuple[str, str | None, bytes, int | None]:

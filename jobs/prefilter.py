@@ -59,8 +59,10 @@ def plan_prefilter(contract: Contract, policy: str, threshold: str, bound_ms: in
     gov = contract.governance
     ceiling = gov.sensitivity_rank(gov.sensitivity_ceiling)
     allowed = [label for label in gov.sensitivity_levels if gov.sensitivity_rank(label) <= ceiling]
+    plain, with_plus = contract.pii.digits_needed()
     return PrefilterPlan(True, bound_ms=bound_ms, args=(ORDERS_TOPIC, spec.schema_version, ",".join(allowed),
-                                                        gov.default_sensitivity, gov.token_pattern, threshold))
+                                                        gov.default_sensitivity, gov.token_pattern, threshold,
+                                                        str(plain), str(with_plus), str(gov.max_future_skew_ms)))
 
 
 def sql_call(plan: PrefilterPlan) -> str:

@@ -30,7 +30,7 @@ class EventTimeOrderedFunction(KeyedProcessFunction):
         self.contract = load_contract(self.config.contract_path)
         self.buffer = runtime_context.get_state(ValueStateDescriptor(f"{self.name}-buffer", Types.PICKLED_BYTE_ARRAY()))
         self.timer = runtime_context.get_state(ValueStateDescriptor(f"{self.name}-timer", Types.LONG()))
-        self.metrics = Counters(runtime_context, "agent")
+        self.metrics = Counters(runtime_context, "agent", self.config.trace_log_on)
         self.setup(runtime_context)
 
     # -- for subclasses ------------------------------------------------------

@@ -15,12 +15,10 @@ from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 from contracts import records
 from contracts.contract import load_contract
 from contracts.outcomes import Outcome, Reason
-from contracts.records import Position
 from jobs.config import JobConfig
 from jobs.file_input import PreparedEvents, line_text
 from jobs.gate import Gate, GateResult
 from jobs.jsonl_files import JsonlAppender
-from jobs.kafka_records import envelope_from_kafka
 from jobs.lateness import PartitionLateness
 from jobs.routing import route
 from jobs.runtime.metrics import Counters
@@ -36,7 +34,7 @@ class IngressFunction(ProcessFunction):
         self.gate = Gate(self.contract)
         self.policy = self.config.load_policy()
         self.lateness = PartitionLateness(self.config.max_out_of_orderness_ms)
-        self.metrics = Counters(runtime_context, "agent")
+        self.metrics = Counters(runtime_context, "agent", self.config.trace_log_on)
         self.input_topics = self.contract.input_topics()
 
     def handle(self, res: GateResult, split: Hashable, late: bool | None = None) -> Iterable[Any]:
@@ -108,10 +106,5 @@ class KafkaIngressFunction(IngressFunction):
         k, v, topic, partition, offset, headers = row[0], row[1], row[2], row[3], row[4], row[5]
         ts = ctx.timestamp()
         late = bool(row[6]) if len(row) > 7 else (ts > 0 and self.lateness.observe((topic, partition), ts))
-        obj, error = envelope_from_kafka(self.contract, topic, partition, offset, k, v, ts, headers)
-        if obj is None:
-            key = k.decode("utf-8", errors="replace") if k is not None else None
-            res = self.gate.malformed(v or b"", Position(topic, partition, offset, key, ts, None), error or "")
-        else:
-            res = self.gate.check_object(obj, offset, partition)
+        res = self.gate.check_kafka(topic, partition, offset, k, v, ts, headers)
         yield from self.metrics.tap(self.handle(res, split=(topic, partition), late=bool(late)), res.position.ts_ms)

@@ -24,7 +24,9 @@ JSON line (logger `streaming_agent.traces`, level INFO): topic, partition, offse
 key, ts_ms, schema, idempotency key, outcome, reason, actions, receipts, lag_ms.
 Traces never carry payloads, so the log holds no PII. On a cluster the lines land in
 the TaskManager log (Python worker logging goes there). `AGENT_TRACE_LOG=0` in the
-TaskManager's environment switches it off.
+TaskManager's environment switches it off. File mode does not log traces by default (`--trace-log`
+turns it on): traces.jsonl holds them already, and in thread mode a log line per trace, through the
+embedded interpreter to the JVM's logger, cost more than everything else the gate does.
 """
 from __future__ import annotations
 
@@ -66,8 +68,9 @@ class Reservoir:
 class Counters:
     """`inc` counts, `observe` samples; both are published to Flink once per bundle."""
 
-    def __init__(self, runtime_context: Any, group: str) -> None:
+    def __init__(self, runtime_context: Any, group: str, trace_log: bool = True) -> None:
         self._group = runtime_context.get_metrics_group().add_group(group)
+        self._trace_log = trace_log and _TRACE_LOG_ON
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._pending: dict[tuple[str, str, str], int] = {}
         self._reservoirs: dict[str, Reservoir] = {}
@@ -103,7 +106,7 @@ class Counters:
 
     def trace(self, record: dict[str, Any]) -> None:
         self.inc("traces", "outcome", str(record.get("outcome")))
-        if _TRACE_LOG_ON and TRACE_LOG.isEnabledFor(logging.INFO):
+        if self._trace_log and TRACE_LOG.isEnabledFor(logging.INFO):
             TRACE_LOG.info(json.dumps(record, sort_keys=True, separators=(",", ":"), default=str))
 
     # -- publishing (once per bundle) ----------------------------------------------

@@ -26,7 +26,7 @@ class ActionSinkFunction(ProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.contract = load_contract(self.config.contract_path)
         self.executor = self.executor_factory(str(self.config.state))
-        self.metrics = Counters(runtime_context, "agent")
+        self.metrics = Counters(runtime_context, "agent", self.config.trace_log_on)
 
     def process_element(self, value: tuple[Routed, AgentResponse], ctx: ProcessFunction.Context) -> Iterable[Any]:
         yield from self.metrics.tap(self._execute(value))

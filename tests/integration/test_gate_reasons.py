@@ -179,7 +179,7 @@ def test_rate_limited_and_late_records_carry_the_governed_envelope(run):
     assert all(d["source"]["offset"] == RATE_LIMITED_LINE for d in limited)
     assert limited[0]["envelope"]["payload"]["account_id"] == "acct-r"
     [late] = [d for d in o["dlq"] if d["reason"] == "late"]
-    assert late["source"]["offset"] == LATE_LINE and late["idempotency_key"].startswith("idem-")
+    assert late["source"]["offset"] == LATE_LINE and late["idempotency_key"].startswith("idem2-")
     assert "email" not in late["envelope"]["payload"]["after"]  # governed: PII stripped
 
 

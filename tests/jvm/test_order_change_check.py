@@ -18,7 +18,6 @@ import pytest
 
 from contracts.contract import load_contract
 from jobs.gate import Gate
-from jobs.kafka_records import envelope_from_kafka
 from jobs.policy import RulePolicy
 from jobs.prefilter import JAR, plan_prefilter
 from jobs.routing import route
@@ -31,14 +30,15 @@ THRESHOLD = Decimal("1000.00")
 ORDERS = "cdc.public.orders"
 
 
+GATE = Gate(CONTRACT)
+
+
 def python_outcome(rec: dict[str, Any]) -> str:
     """'dlq', 'no_action' or 'routed', exactly as the Kafka-mode ingress decides."""
     value = base64.b64decode(rec["value_b64"]) if rec["value_b64"] is not None else None
     headers = {k: rec[k].encode() for k in ("schema", "sensitivity") if rec[k] is not None}
-    obj, _ = envelope_from_kafka(CONTRACT, rec["topic"], 0, 7, b'{"id":1}', value, T0, headers)
-    if obj is None:
-        return "dlq"
-    res = Gate(CONTRACT).check_object(obj, 7, 0)
+    key = None if rec["key"] is None else rec["key"].encode()
+    res = GATE.check_kafka(rec["topic"], 0, 7, key, value, T0, headers)
     if res.outcome != "pass":
         return str(res.outcome)
     return "routed" if route(res.envelope, THRESHOLD, RulePolicy()) is not None else "no_action"
@@ -56,10 +56,10 @@ def jvm_verdicts(recs: list[dict[str, Any]]) -> list[str]:
 
 
 def record(payload: Any, topic: str = ORDERS, schema: str | None = "v2", sensitivity: str | None = None,
-           raw: bytes | None = None) -> dict[str, Any]:
+           raw: bytes | None = None, key: str | None = '{"id":1}') -> dict[str, Any]:
     value = raw if raw is not None else (None if payload is None else json.dumps(payload).encode())
     return {"topic": topic, "value_b64": None if value is None else base64.b64encode(value).decode(),
-            "schema": schema, "sensitivity": sensitivity}
+            "schema": schema, "sensitivity": sensitivity, "key": key}
 
 
 def change(op: str = "c", **row: Any) -> dict[str, Any]:
@@ -76,11 +76,12 @@ VARIANTS: dict[str, list[Any]] = {
     "vip_flag": [False, True, "true", None, MISSING],
     "email": ["tok_abcdefgh", None, "alice@example.com", "tok_short", 5, MISSING],
     "currency": ["EUR", "EU", "EURO", None],
-    "order_id": ["o1", "", "x" * 129, 7],
-    "status": ["created", "s" * 65, None],
-    "created_at": [MISSING, 1, "2026-01-01", 1.5, None, True],
-    "source.ts_ms": [T0, 1.0, str(T0), MISSING],
-    "source.lsn": [42, "0/16B3748", None, MISSING],
+    "order_id": ["o1", "", "x" * 129, 7, "2015550123", "o7-1000000", "ïd", "ord-1234567"],
+    "account_id": ["acct-1", "jane@example.com", "acct-+33612345678", "a\ud800"],
+    "status": ["created", "s" * 65, None, "call 123-45-6789"],
+    "created_at": [MISSING, 1, "2026-01-01", 1.5, None, True, 2**63],
+    "source.ts_ms": [T0, 1.0, str(T0), MISSING, 2**64],
+    "source.lsn": [42, "0/16B3748", None, MISSING, 2**63, "2015550123"],
     "source.db": [MISSING, "shop", None],
     "source.snapshot": [MISSING, "false", False, None, 3],
     "ts_ms": [MISSING, None, T0, 1.5],
@@ -95,6 +96,7 @@ def generated(n: int, seed: int) -> list[dict[str, Any]]:
         pick = {k: rnd.choice(v) if rnd.random() < 0.3 else v[0] for k, v in VARIANTS.items()}
         p = change("c")
         p["after"]["order_id"] = pick["order_id"]
+        p["after"]["account_id"] = pick["account_id"]
         for f in ("amount", "vip_flag", "email", "currency", "status", "created_at"):
             if pick[f] is MISSING:
                 p["after"].pop(f, None)
@@ -118,7 +120,8 @@ def generated(n: int, seed: int) -> list[dict[str, Any]]:
                 p["before"], p["after"] = p["after"], None
         schema = rnd.choice(["v2", "v2", None, "", "v1"])
         sensitivity = rnd.choice([None, None, "Public", "Confidential", "Restricted", "Secret", ""])
-        out.append(record(p, schema=schema, sensitivity=sensitivity))
+        key = rnd.choice(['{"id":1}', '{"id":1}', None, "", '{"id":"jane@example.com"}', '{"id":2015550123}'])
+        out.append(record(p, schema=schema, sensitivity=sensitivity, key=key))
     return out
 
 
@@ -129,7 +132,7 @@ EDGES = [
     record(change("r", vip_flag=True)),                          # a snapshot read never notifies
     record(change(amount="1000.00")),                            # qualifies
     record(None, raw=json.dumps(change(amount=0)).replace('"amount": 0', '"amount": 999.9999999999999999')
-           .encode()),                                           # exact decimal, below (a double would round up)
+           .encode()),                                           # beyond 6 fraction digits: number_out_of_range
     record(change(vip_flag=True)),                               # notice
     record(None),                                                # tombstone
     record(change(), topic="risk.order_threshold_breach", schema="v3"),
@@ -142,6 +145,12 @@ EDGES = [
     record(None, raw=json.dumps(change()).encode() + b" {}"),    # trailing data
     record(None, raw=b"{" * 300 + b"}" * 300),
     record(change(email="alice@example.com")),                   # raw PII: DLQ
+    record(change(account_id="jane@example.com")),               # PII where no PII field is: DLQ
+    record(change(), key='{"id":"jane@example.com"}'),           # PII in the record key: DLQ
+    record(change(), key=None),                                  # no key: its idempotency key needs Python
+    record(None, raw=json.dumps(change()).replace('"o1"', '"o\\ud800"').encode()),  # a lone surrogate
+    record(None, raw=json.dumps(change(amount=0)).replace('"amount": 0', '"amount": 1.0000001').encode()),
+    record(change(order_id="o71000000")),                        # digits glued to a letter: the JVM's case
 ]
 
 
@@ -152,15 +161,17 @@ def test_jvm_keeps_only_what_python_settles_as_no_action():
     wrong = [(o, r) for v, o, r in zip(verdicts, outcomes, recs) if v == "jvm" and o != "no_action"]
     assert not wrong, f"{len(wrong)} records kept on the JVM that Python would not settle as no_action: {wrong[:2]}"
     kept = sum(v == "jvm" for v in verdicts)
-    settled = sum(o == "no_action" for o in outcomes)
+    settled = sum(o == "no_action" and bool(r["key"]) for o, r in zip(outcomes, recs))  # no key: Python's
     assert kept >= 0.5 * settled, f"the JVM kept only {kept} of {settled} no_action records"
     assert {"dlq", "routed", "no_action"} <= set(outcomes), "the generator must cover every outcome"
 
 
 @pytest.mark.parametrize("i,expected", [(0, "jvm"), (1, "jvm"), (2, "jvm"), (3, "jvm"), (4, "python"),
-                                        (5, "jvm"), (6, "python"), (7, "python"), (8, "python"), (9, "python"),
+                                        (5, "python"), (6, "python"), (7, "python"), (8, "python"), (9, "python"),
                                         (10, "python"), (11, "python"), (12, "python"), (13, "python"),
-                                        (14, "python"), (15, "python"), (16, "python"), (17, "python")])
+                                        (14, "python"), (15, "python"), (16, "python"), (17, "python"),
+                                        (18, "python"), (19, "python"), (20, "python"), (21, "python"),
+                                        (22, "python"), (23, "jvm")])
 def test_edge_cases(i, expected):
     assert jvm_verdicts([EDGES[i]]) == [expected]
 
@@ -184,3 +195,42 @@ def test_event_time_scan_reads_source_ts_ms():
     out = subprocess.run(["java", "-cp", str(JAR), "streamingagent.prefilter.CheckCli", "--event-time"],
                          input=values, capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert out == ["null" if ts is None else str(ts) for _, ts in EVENT_TIMES]
+
+
+def test_the_jvm_hint_looks_wherever_the_python_hint_does():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.envelope_strategies import RAW_PII
+    plain, plus = CONTRACT.pii.digits_needed()
+    texts: list[str] = []
+
+    @settings(max_examples=1500, deadline=None, database=None, derandomize=True)
+    @given(st.one_of(st.text(alphabet="0123456789 -+().ab_/x@", max_size=24), st.text(max_size=12),
+                     st.sampled_from(RAW_PII + ["o7-100000", "acct-2015550123", "tok_x_12345678"])))
+    def collect(text):
+        texts.append(text)
+
+    collect()
+    texts = [t for t in texts if "\n" not in t and "\r" not in t]
+    lines = "\n".join(base64.b64encode(t.encode("utf-8", "surrogatepass")).decode() for t in texts) + "\n"
+    out = subprocess.run(["java", "-cp", str(JAR), "streamingagent.prefilter.CheckCli", "--pii-hint", str(plain),
+                          str(plus)], input=lines, capture_output=True, text=True, timeout=120, check=True)
+    java = [v == "true" for v in out.stdout.split()]
+    python = CONTRACT.pii.hint_for("order_id")
+    assert len(java) == len(texts)
+    missed = [t for t, j in zip(texts, java) if python(t) and not j]
+    assert not missed, f"the JVM keeps strings the Python gate would search: {missed[:5]}"
+    ascii_differ = [t for t, j in zip(texts, java) if t.isascii() and "@" not in t and python(t) != j]
+    assert not ascii_differ, f"for ASCII text the two hints should agree: {ascii_differ[:5]}"
+
+
+def test_the_jvm_computes_the_version_2_idempotency_key():
+    from contracts.idempotency import idempotency_key
+    cases = [("cdc.public.orders", '{"order_id":"1"}', T0), ("t", "ord-1", 767225600000), ("t", "ord-", 1767225600000),
+             ("cdc.public.orders", '{"id":"é"}', 0)]
+    lines = "".join(f"{base64.b64encode(t.encode()).decode()} {base64.b64encode(k.encode()).decode()} {ts}\n"
+                    for t, k, ts in cases)
+    out = subprocess.run(["java", "-cp", str(JAR), "streamingagent.prefilter.CheckCli", "--idempotency-key"],
+                         input=lines, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert out == [idempotency_key(t, k, ts) for t, k, ts in cases]

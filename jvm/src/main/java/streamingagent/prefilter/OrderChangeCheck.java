@@ -20,10 +20,11 @@ import java.util.regex.Pattern;
  * (json://debezium/order@v2) and certainly needs no action under the rule policy. Pure logic.
  *
  * <p>It is a sufficient test, never a complete one: anything unusual (a tombstone, a Connect
- * schema wrapper, non-UTF-8 bytes, duplicate keys, a float where an integer belongs, a PII field
- * that holds anything but a token, an amount at or above the threshold, a VIP create or update)
- * answers false, and the Python gate decides as before. So a record kept on the JVM gets exactly
- * the outcome Python would give it: {@code no_action}.
+ * schema wrapper, non-UTF-8 bytes, a {@code \\u} escape, duplicate keys, a float where an integer
+ * belongs, an integer beyond 64 bits, an amount beyond 15 integer or 6 fraction digits, a PII field
+ * that holds anything but a token, a string the Python gate's PII hint would look into, an amount
+ * at or above the threshold, a VIP create or update) answers false, and the Python gate decides as
+ * before. So a record kept on the JVM gets exactly the outcome Python would give it: {@code no_action}.
  */
 public final class OrderChangeCheck {
     static final int MAX_VALUE_BYTES = 1 << 20;
@@ -38,7 +39,9 @@ public final class OrderChangeCheck {
             .build();
 
     static {
-        JSON.getFactory().setStreamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(200).build());
+        // Python's gate rejects an envelope nested deeper than 32 levels, the envelope itself one of them:
+        // deeper values go to Python (a limit below it, so no counting convention can differ)
+        JSON.getFactory().setStreamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(30).build());
     }
 
     private final String topic;
@@ -47,15 +50,22 @@ public final class OrderChangeCheck {
     private final String defaultSensitivity;
     private final Pattern token;
     private final BigDecimal threshold;
+    private final PiiHint hint;
 
     public OrderChangeCheck(String topic, String pinnedSchema, Set<String> allowedSensitivities,
-                            String defaultSensitivity, String tokenRegex, BigDecimal threshold) {
+                            String defaultSensitivity, String tokenRegex, BigDecimal threshold, PiiHint hint) {
         this.topic = topic;
         this.pinnedSchema = pinnedSchema;
         this.allowedSensitivities = allowedSensitivities;
         this.defaultSensitivity = defaultSensitivity;
         this.token = Pattern.compile(tokenRegex);
         this.threshold = threshold;
+        this.hint = hint;
+    }
+
+    /** Whether the Python gate would look into this string for PII (then Python decides). */
+    public boolean mayHoldPii(String text) {
+        return hint.mayHoldPii(text);
     }
 
     /** The schema version the envelope gets: the header's, else the pinned one. */
@@ -69,7 +79,8 @@ public final class OrderChangeCheck {
             return false;
         }
         String label = sensitivity == null || sensitivity.isEmpty() ? defaultSensitivity : sensitivity;
-        if (!allowedSensitivities.contains(label) || value == null || value.length > MAX_VALUE_BYTES) {
+        if (!allowedSensitivities.contains(label) || value == null || value.length > MAX_VALUE_BYTES
+                || hasUnicodeEscape(value)) {
             return false;
         }
         JsonNode root;
@@ -88,6 +99,24 @@ public final class OrderChangeCheck {
                 .decode(ByteBuffer.wrap(bytes)).toString();
     }
 
+    /** A backslash-u escape could write a lone surrogate (Python: invalid_text): Python decides. */
+    private static boolean hasUnicodeEscape(byte[] value) {
+        for (int i = 0; i + 1 < value.length; i++) {
+            if (value[i] == '\\' && value[i + 1] == 'u') {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean int64(JsonNode n) {
+        return n.isIntegralNumber() && n.canConvertToLong();
+    }
+
+    private boolean plainText(JsonNode n) {
+        return n.isTextual() && !hint.mayHoldPii(n.textValue());
+    }
+
     private static boolean isConnectWrapper(JsonNode root) {
         return root.size() == 2 && root.has("schema") && root.has("payload");
     }
@@ -97,26 +126,26 @@ public final class OrderChangeCheck {
         if (op == null || !op.isTextual() || !OPS.contains(op.textValue())) {
             return false;
         }
-        if (p.has("ts_ms") && !(p.get("ts_ms").isNull() || p.get("ts_ms").isIntegralNumber())) {
+        if (p.has("ts_ms") && !(p.get("ts_ms").isNull() || int64(p.get("ts_ms")))) {
             return false;
         }
         return validSource(p.get("source")) && optionalRow(p, "before") && optionalRow(p, "after");
     }
 
-    private static boolean validSource(JsonNode s) {
+    private boolean validSource(JsonNode s) {
         if (s == null || !s.isObject()) {
             return false;
         }
         JsonNode lsn = s.get("lsn");
-        boolean ok = s.path("ts_ms").isIntegralNumber() && s.path("table").isTextual()
-                && lsn != null && (lsn.isIntegralNumber() || lsn.isTextual());
+        boolean ok = int64(s.path("ts_ms")) && plainText(s.path("table"))
+                && lsn != null && (int64(lsn) || plainText(lsn));
         for (String f : new String[] {"db", "schema", "connector"}) {
-            ok &= !s.has(f) || s.get(f).isTextual();
+            ok &= !s.has(f) || plainText(s.get(f));
         }
         JsonNode snap = s.get("snapshot");
-        ok &= snap == null || snap.isTextual() || snap.isBoolean() || snap.isNull();
+        ok &= snap == null || plainText(snap) || snap.isBoolean() || snap.isNull();
         JsonNode tx = s.get("txId");
-        return ok && (tx == null || tx.isNull() || tx.isIntegralNumber());
+        return ok && (tx == null || tx.isNull() || int64(tx));
     }
 
     private boolean optionalRow(JsonNode p, String image) {
@@ -133,12 +162,12 @@ public final class OrderChangeCheck {
             ok &= v == null || v.isNull() || (v.isTextual() && token.matcher(v.textValue()).matches());
         }
         JsonNode created = r.get("created_at");
-        return ok && (created == null || created.isNull() || created.isIntegralNumber() || created.isTextual());
+        return ok && (created == null || created.isNull() || int64(created) || plainText(created));
     }
 
-    private static boolean text(JsonNode r, String field, int min, int max) {
+    private boolean text(JsonNode r, String field, int min, int max) {
         JsonNode v = r.get(field);
-        if (v == null || !v.isTextual()) {
+        if (v == null || !v.isTextual() || hint.mayHoldPii(v.textValue())) {
             return false;
         }
         String s = v.textValue();
@@ -146,14 +175,16 @@ public final class OrderChangeCheck {
         return n >= min && n <= max;
     }
 
-    /** The amount as an exact decimal, or null when it is neither a JSON number nor a decimal string. */
+    /** The amount as an exact decimal, or null when it is neither a decimal string nor a JSON number within
+     * the string form's bounds (15 integer and 6 fraction digits; beyond them Python says number_out_of_range). */
     private static BigDecimal amount(JsonNode r) {
         JsonNode v = r.get("amount");
         if (v == null) {
             return null;
         }
         if (v.isNumber()) {
-            return v.decimalValue();
+            BigDecimal d = v.decimalValue();
+            return d.scale() <= 6 && d.precision() - d.scale() <= 15 ? d : null;
         }
         if (v.isTextual() && AMOUNT_TEXT.matcher(v.textValue()).matches()) {
             return new BigDecimal(v.textValue());

@@ -11,10 +11,7 @@ import org.apache.flink.types.Row;
 import java.math.BigDecimal;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
-import java.util.HexFormat;
 import java.util.Set;
 
 /**
@@ -61,7 +58,8 @@ public class OrderFastPath extends ScalarFunction {
             String topic, Integer partition, Long offset, byte[] key, byte[] value, Instant eventTime,
             byte[] schemaHeader, byte[] sensitivityHeader, Long boundMs,
             String contractTopic, String pinnedSchema, String allowedSensitivities, String defaultSensitivity,
-            String tokenRegex, String threshold) {
+            String tokenRegex, String threshold, String piiDigits, String piiDigitsWithPlus,
+            String maxFutureSkewMs) {
         if (eventTime == null) {
             return TO_PYTHON;
         }
@@ -71,8 +69,12 @@ public class OrderFastPath extends ScalarFunction {
             count(late);
             return IS_LATE;
         }
+        long skew = Long.parseLong(maxFutureSkewMs);
+        if (ts < 0 || (skew > 0 && ts > System.currentTimeMillis() + skew)) {
+            return TO_PYTHON;  // Python's ts_out_of_range
+        }
         OrderChangeCheck c = checkFor(contractTopic, pinnedSchema, allowedSensitivities, defaultSensitivity,
-                tokenRegex, threshold);
+                tokenRegex, threshold, piiDigits, piiDigitsWithPlus);
         String keyText;
         String schema;
         String sensitivity;
@@ -83,10 +85,13 @@ public class OrderFastPath extends ScalarFunction {
         } catch (CharacterCodingException e) {
             return TO_PYTHON;
         }
-        if (!c.certainlyNoAction(topic, value, schema, sensitivity)) {
+        // no key: its idempotency key hashes the governed payload, which Python builds; a key the PII hint
+        // looks into: Python decides whether it holds PII
+        if (keyText == null || keyText.isEmpty() || c.mayHoldPii(keyText)
+                || !c.certainlyNoAction(topic, value, schema, sensitivity)) {
             return TO_PYTHON;
         }
-        String idem = idempotencyKey(topic, keyText, ts);
+        String idem = IdempotencyKey.of(topic, keyText, ts);
         ObjectNode t = OrderChangeCheck.mapper().createObjectNode();
         t.put("topic", topic).put("partition", partition).put("offset", offset).put("key", keyText)
                 .put("ts_ms", ts).put("schema", c.schemaOf(schema))
@@ -113,24 +118,13 @@ public class OrderFastPath extends ScalarFunction {
     }
 
     private OrderChangeCheck checkFor(String topic, String pinned, String allowed, String dflt, String token,
-                                      String threshold) {
-        String now = String.join("\u0000", topic, pinned, allowed, dflt, token, threshold);
+                                      String threshold, String digits, String digitsWithPlus) {
+        String now = String.join("\u0000", topic, pinned, allowed, dflt, token, threshold, digits, digitsWithPlus);
         if (check == null || !now.equals(settings)) {
             check = new OrderChangeCheck(topic, pinned, Set.of(allowed.split(",")), dflt, token,
-                    new BigDecimal(threshold));
+                    new BigDecimal(threshold), new PiiHint(Integer.parseInt(digits), Integer.parseInt(digitsWithPlus)));
             settings = now;
         }
         return check;
-    }
-
-    /** SPEC section 4: "idem-" + sha256(topic + key + str(ts_ms)); a null key hashes as "". */
-    static String idempotencyKey(String topic, String key, long tsMs) {
-        try {
-            MessageDigest sha = MessageDigest.getInstance("SHA-256");
-            byte[] d = sha.digest((topic + (key == null ? "" : key) + tsMs).getBytes(StandardCharsets.UTF_8));
-            return "idem-" + HexFormat.of().formatHex(d);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 }
