@@ -14,6 +14,7 @@ runs the interpretive jsonschema oracle the tests hold the compiled path to.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -105,8 +106,19 @@ class Gate:
                         return self._fast_result(passed[0], passed[1], partition, offset)
             obj = parse_object(text)
         except Rejected as r:
-            return self._dlq(Position(None, partition, offset), r, self._mask_raw(line))
+            return self._dlq(self._lenient_position(line, partition, offset), r, self._mask_raw(line))
         return self._check_envelope(obj, partition, offset)
+
+    def _lenient_position(self, line: str | bytes, partition: int, offset: int) -> Position:
+        """Where a record the gate could not take came from: its topic, key, ts and schema when it is JSON
+        at all (parsed again, leniently: duplicate keys, lone surrogates and depth allowed), else none."""
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError, TypeError):
+            obj = None
+        if not isinstance(obj, dict):
+            return Position(None, partition, offset)
+        return self._position(obj, partition, offset)
 
     def check_kafka(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                     ts_ms: int, headers: dict[str, bytes] | None) -> GateResult:
@@ -163,6 +175,9 @@ class Gate:
                 raise Rejected(Reason.INVALID_TEXT, "the line holds a lone UTF-16 surrogate, not Unicode text") \
                     from None
         return line
+
+    def beyond_future_skew(self, ts_ms: int) -> bool:
+        return ts_ms > self._max_ts_ms()
 
     def _max_ts_ms(self) -> int:
         skew = self.gov.max_future_skew_ms

@@ -68,5 +68,5 @@ def plan_prefilter(contract: Contract, policy: str, threshold: str, bound_ms: in
 def sql_call(plan: PrefilterPlan) -> str:
     """The SQL expression over the agent_inputs columns that yields the (verdict, k, trace) row."""
     literals = ", ".join("'" + a.replace("'", "''") + "'" for a in plan.args)
-    return (f"{FUNCTION_NAME}(`topic`, `partition`, `offset`, k, v, event_ts, "
+    return (f"{FUNCTION_NAME}(`topic`, `partition`, `offset`, k, v, event_ts, claimed_ms, "
             f"`headers`['schema'], `headers`['sensitivity'], CAST({plan.bound_ms} AS BIGINT), {literals})")

@@ -67,8 +67,11 @@ def rate_limit_oracle(plans: list[tuple[int, int]], limit: int, window: int = 60
 
 
 def idem(topic: str, key: str, ts: int) -> str:
+    """The version-2 idempotency key of a record with a key, written out from its definition."""
     import hashlib
-    return "idem-" + hashlib.sha256(f"{topic}{key}{ts}".encode()).hexdigest()
+    data = b"idem2" + b"".join(b"\x01" + len(f).to_bytes(8, "big") + f
+                               for f in (topic.encode(), key.encode(), str(ts).encode()))
+    return "idem2-" + hashlib.sha256(data).hexdigest()
 
 
 def actions_oracle(envelopes: list[dict[str, Any]], limit: int,

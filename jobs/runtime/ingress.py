@@ -97,14 +97,18 @@ class FileIngressFunction(IngressFunction):
 
 
 class KafkaIngressFunction(IngressFunction):
-    """Input rows: (k, v, topic, partition, offset, headers, [late,] event time); event time is also the
-    row's timestamp. The `late` column is there when the JVM prefilter runs, which judges lateness by
-    the same rule as here: over every record of the partition whose event time is known, valid or not,
-    as the source's watermark sees them (0 is the event time of an undecodable value: unknown)."""
+    """Input rows: (k, v, topic, partition, offset, headers, claimed_ms, [late,] event time); event time is
+    also the row's timestamp, capped by the record's timestamp, while claimed_ms is what the record
+    itself says (a claim beyond the contract's future skew is DLQ'd ts_out_of_range). The `late` column
+    is there when the JVM prefilter runs, which judges lateness by the same rule as here: over every
+    record of the partition whose event time is known, valid or not, as the source's watermark sees
+    them (0 is the event time of an undecodable value: unknown)."""
 
     def process_element(self, row: Any, ctx: ProcessFunction.Context) -> Iterable[Any]:
-        k, v, topic, partition, offset, headers = row[0], row[1], row[2], row[3], row[4], row[5]
+        k, v, topic, partition, offset, headers, claimed = row[0], row[1], row[2], row[3], row[4], row[5], row[6]
         ts = ctx.timestamp()
-        late = bool(row[6]) if len(row) > 7 else (ts > 0 and self.lateness.observe((topic, partition), ts))
+        late = bool(row[7]) if len(row) > 8 else (ts > 0 and self.lateness.observe((topic, partition), ts))
+        if claimed is not None and claimed > ts and self.gate.beyond_future_skew(claimed):
+            ts = claimed  # the gate rejects it as ts_out_of_range, with the time the record claimed
         res = self.gate.check_kafka(topic, partition, offset, k, v, ts, headers)
         yield from self.metrics.tap(self.handle(res, split=(topic, partition), late=bool(late)), res.position.ts_ms)

@@ -31,16 +31,16 @@ def _common(config: JobConfig) -> str:
             "'value.fields-include' = 'EXCEPT_KEY'")
 
 
-COLUMNS = "k, v, `topic`, `partition`, `offset`, `headers`"
+COLUMNS = "k, v, `topic`, `partition`, `offset`, `headers`, claimed_ms"
 FAST_TRACES_VIEW = "agent_fast_traces"
 
 
 def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: PrefilterPlan) -> DataStream:
-    """Rows (k, v, topic, partition, offset, headers, event_ts) with event-time timestamps and per-partition
-    watermarks.
+    """Rows (k, v, topic, partition, offset, headers, claimed_ms, event_ts) with event-time timestamps and
+    per-partition watermarks.
 
     With the prefilter on, only the rows it cannot settle come back, as (k, v, topic, partition, offset,
-    headers, late, rowtime) with its lateness verdict; the `no_action` traces it writes for the others
+    headers, claimed_ms, late, rowtime) with its lateness verdict; the `no_action` traces it writes for the others
     wait in the view FAST_TRACES_VIEW for `add_sinks`."""
     bound_s = (config.max_out_of_orderness_ms + 1) / 1000.0  # watermark = max - bound - 1 ms
     # Event time: the `ts_ms` header when a producer of ours set it (scenario loader, DLQ replays,
@@ -55,6 +55,9 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: P
         t_env.create_java_temporary_system_function(EVENT_TIME_FUNCTION_NAME, EVENT_TIME_FUNCTION_CLASS)
         t_env.create_java_temporary_system_function(FUNCTION_NAME, FUNCTION_CLASS)
         source_ts = f"{EVENT_TIME_FUNCTION_NAME}(v)"
+    # The record's own claim, uncapped: the gate DLQs a claim beyond the contract's future skew as
+    # ts_out_of_range (the capped event time above keeps it from moving the watermark meanwhile).
+    claimed = f"COALESCE(TRY_CAST(CAST(`headers`['ts_ms'] AS STRING) AS BIGINT), {source_ts})"
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE agent_inputs (
           k BYTES,
@@ -64,6 +67,7 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: P
           `offset` BIGINT METADATA VIRTUAL,
           `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
           `headers` MAP<STRING, BYTES> METADATA VIRTUAL,
+          claimed_ms AS {claimed},
           event_ts AS LEAST(kafka_ts, COALESCE(
             TO_TIMESTAMP_LTZ(TRY_CAST(CAST(`headers`['ts_ms'] AS STRING) AS BIGINT), 3),
             TO_TIMESTAMP_LTZ({source_ts}, 3),

@@ -56,7 +56,7 @@ public class OrderFastPath extends ScalarFunction {
 
     public @DataTypeHint("ROW<verdict STRING, k STRING, trace STRING>") Row eval(
             String topic, Integer partition, Long offset, byte[] key, byte[] value, Instant eventTime,
-            byte[] schemaHeader, byte[] sensitivityHeader, Long boundMs,
+            Long claimedMs, byte[] schemaHeader, byte[] sensitivityHeader, Long boundMs,
             String contractTopic, String pinnedSchema, String allowedSensitivities, String defaultSensitivity,
             String tokenRegex, String threshold, String piiDigits, String piiDigitsWithPlus,
             String maxFutureSkewMs) {
@@ -70,7 +70,8 @@ public class OrderFastPath extends ScalarFunction {
             return IS_LATE;
         }
         long skew = Long.parseLong(maxFutureSkewMs);
-        if (ts < 0 || (skew > 0 && ts > System.currentTimeMillis() + skew)) {
+        long claim = claimedMs == null ? ts : claimedMs;  // the record's own, uncapped event time
+        if (ts < 0 || (skew > 0 && Math.max(ts, claim) > System.currentTimeMillis() + skew)) {
             return TO_PYTHON;  // Python's ts_out_of_range
         }
         OrderChangeCheck c = checkFor(contractTopic, pinnedSchema, allowedSensitivities, defaultSensitivity,
