@@ -15,6 +15,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream
 from pyflink.table import DataTypes, Schema, StatementSet, StreamTableEnvironment
 
+from contracts.contract import load_contract
 from jobs.config import JobConfig
 from jobs.kafka_records import ORIGIN, ORIGIN_HEADER, OUTPUT_TOPICS, output_record
 from jobs.prefilter import (EVENT_TIME_FUNCTION_CLASS, EVENT_TIME_FUNCTION_NAME, FUNCTION_CLASS, FUNCTION_NAME, LATE,
@@ -56,8 +57,11 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: P
         t_env.create_java_temporary_system_function(FUNCTION_NAME, FUNCTION_CLASS)
         source_ts = f"{EVENT_TIME_FUNCTION_NAME}(v)"
     # The record's own claim, uncapped: the gate DLQs a claim beyond the contract's future skew as
-    # ts_out_of_range (the capped event time above keeps it from moving the watermark meanwhile).
+    # ts_out_of_range, and its event time is unknown (0) meanwhile, so that it moves no watermark and
+    # makes nothing late (capped to the record's timestamp, it would move them to the produce time).
     claimed = f"COALESCE(TRY_CAST(CAST(`headers`['ts_ms'] AS STRING) AS BIGINT), {source_ts})"
+    skew = load_contract(config.contract_path).governance.max_future_skew_ms
+    too_far = f"{claimed} > UNIX_TIMESTAMP() * 1000 + {skew}" if skew else "FALSE"
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE agent_inputs (
           k BYTES,
@@ -68,10 +72,10 @@ def source_stream(t_env: StreamTableEnvironment, config: JobConfig, prefilter: P
           `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
           `headers` MAP<STRING, BYTES> METADATA VIRTUAL,
           claimed_ms AS {claimed},
-          event_ts AS LEAST(kafka_ts, COALESCE(
+          event_ts AS CASE WHEN {too_far} THEN TO_TIMESTAMP_LTZ(0, 3) ELSE LEAST(kafka_ts, COALESCE(
             TO_TIMESTAMP_LTZ(TRY_CAST(CAST(`headers`['ts_ms'] AS STRING) AS BIGINT), 3),
             TO_TIMESTAMP_LTZ({source_ts}, 3),
-            CASE WHEN v IS NULL THEN kafka_ts ELSE TO_TIMESTAMP_LTZ(0, 3) END)),
+            CASE WHEN v IS NULL THEN kafka_ts ELSE TO_TIMESTAMP_LTZ(0, 3) END)) END,
           WATERMARK FOR event_ts AS event_ts - INTERVAL '{bound_s:.3f}' SECOND
         ) WITH (
           {_common(config)},
