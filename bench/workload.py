@@ -1,6 +1,7 @@
 """Deterministic CDC order streams for the benchmark. Pure logic.
 
-A workload is N Debezium change events of the orders table over A accounts, a
+A workload is N Debezium change events (shaped as the Debezium 3 PostgreSQL connector writes
+them with schemas disabled: source block, transaction, ts_us/ts_ns) of the orders table over A accounts, a
 given fraction of them actionable (half VIP orders that ask for a notice, half
 orders at or above the threshold, concentrated on a few accounts so breaches
 happen), 0.1% invalid (a raw e-mail the gate must reject), the rest plain
@@ -43,6 +44,14 @@ def _row(order_id: str, account: str, amount: str, vip: bool, email: str) -> dic
             "vip_flag": vip, "email": email, "phone": None, "ssn_last4": None}
 
 
+def debezium_source(ts: int, lsn: int) -> dict[str, object]:
+    """The source block the Debezium 3 PostgreSQL connector writes (its field set and order)."""
+    return {"version": "3.1.2.Final", "connector": "postgresql", "name": "dbserver1", "ts_ms": ts,
+            "snapshot": "false", "db": "shop", "sequence": f'["{lsn - 8}","{lsn}"]', "ts_us": ts * 1000,
+            "ts_ns": ts * 1_000_000, "schema": "public", "table": "orders", "txId": 700 + lsn % 1000, "lsn": lsn,
+            "xmin": None}
+
+
 def records(w: Workload, start_ms: int = T0) -> Iterator[CdcRecord]:
     """The workload's records in production order (event times out of order within the bound)."""
     rnd = random.Random(w.seed)
@@ -66,8 +75,9 @@ def records(w: Workload, start_ms: int = T0) -> Iterator[CdcRecord]:
         elif roll < w.actionable + 0.20:
             op = "d"
         row = _row(order_id, account, amount, vip, email)
-        payload = {"op": op, "before": row if op in ("u", "d") else None, "after": None if op == "d" else row,
-                   "source": {"ts_ms": ts, "lsn": 1000 + i, "table": "orders", "db": "shop"}, "ts_ms": ts}
+        payload = {"before": row if op in ("u", "d") else None, "after": None if op == "d" else row,
+                   "source": debezium_source(ts, 1000 + i), "transaction": None, "op": op,
+                   "ts_ms": ts + 3, "ts_us": (ts + 3) * 1000, "ts_ns": (ts + 3) * 1_000_000}
         yield CdcRecord(json.dumps({"id": order_id}, separators=(",", ":")).encode(),
                         json.dumps(payload, separators=(",", ":")).encode(), ts, actionable)
 

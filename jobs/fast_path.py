@@ -170,6 +170,15 @@ class _Generator:
         return "(" + " or ".join(parts) + ")"
 
 
+def _string_expr(field: str, typ: Any, optional: bool) -> str:
+    """An expression for the field's string value in `d`, or '' when it is absent or no string."""
+    if _plain_str(typ) and not optional:
+        return f"d[{field!r}]"
+    if all(_plain_str(t) or t is UnsetType for t in _members(typ)):
+        return f"d.get({field!r}, '')"
+    return f"(v if (v := d.get({field!r})).__class__ is str else '')"
+
+
 def _walker_source(cls: type, shape: _Shape, shapes: dict[type, _Shape], pii_fields: frozenset[str],
                    hints: dict[str, str], amount_field: str) -> str:
     """Python source of `walk_<Name>(d)` over the plain dict msgspec made of a decoded struct (absent
@@ -177,28 +186,23 @@ def _walker_source(cls: type, shape: _Shape, shapes: dict[type, _Shape], pii_fie
     module docstring), or -1 when unsure. On the way it strips what governance strips (PII fields,
     Debezium metadata), in place.
 
-    Strings a PII hint may match are searched: required plain strings of one hint at once (joined),
-    the others one by one; a field whose type cannot be a long enough string is not searched."""
-    if not shape.kept:  # dropped whole by its parent (Debezium's transaction block): count, nothing more
-        counts = [f"    v = d.get({f!r})\n    if v.__class__ is str:\n        n += v.count(':')"
-                  for f, typ in shape.fields if _may_be_str(typ)]
-        return "\n".join([f"def walk_{shape.name}(d):", "    n = len(d)", *counts, "    return n"])
-    searched = {f: hints[f] for f, typ in shape.fields if f in hints and f in shape.kept and _may_hold_pii(typ)}
-    joined: dict[str, list[str]] = {}
+    The strings of one PII hint are joined and searched at once, then their colons counted; strings no
+    hint applies to (metadata, exempt fields, fields too short to hold PII) are joined for the count."""
+    groups: dict[str, list[str]] = {}  # hint name ("" for none) -> string expressions
     for f, typ in shape.fields:
-        if f in searched and f not in shape.optional and _plain_str(typ):
-            joined.setdefault(searched.pop(f), []).append(f)
-    counted_in_join = {f for fields in joined.values() for f in fields}
+        if not _may_be_str(typ):
+            continue
+        hint = hints.get(f, "") if f in shape.kept and _may_hold_pii(typ) else ""
+        groups.setdefault(hint, []).append(_string_expr(f, typ, f in shape.optional))
     lines = [f"def walk_{shape.name}(d):", "    n = len(d)"]
-    for hint, fields in joined.items():
-        parts = ", ".join(f"d[{f!r}]" for f in fields)
-        lines += [f"    j = {_JOIN!r}.join(({parts},))", f"    if {hint}(j):", "        return -1",
-                  "    n += j.count(':')"]
+    for hint, exprs in groups.items():
+        lines.append(f"    j = {_JOIN!r}.join(({', '.join(exprs)},))")
+        if hint:
+            lines += [f"    if {hint}(j):", "        return -1"]
+        lines.append("    n += j.count(':')")
     for field, typ in shape.fields:
         nested = [shapes[c].name for c in shapes if c in _members(typ)]
         body: list[str] = []
-        if _may_be_str(typ) and field not in counted_in_join:
-            body += ["if v.__class__ is str:", "    n += v.count(':')"]
         if nested:
             body += ["if v.__class__ is dict:", f"    m = walk_{nested[0]}(v)", "    if m < 0:", "        return -1",
                      "    n += m"]
@@ -208,9 +212,7 @@ def _walker_source(cls: type, shape: _Shape, shapes: dict[type, _Shape], pii_fie
             body += ["if v.__class__ is not str and not AMOUNT_OK(v):", "    return -1"]
         if shape.name == "Row" and field in pii_fields:
             body += ["if v is not None and (v.__class__ is not str or TOKEN(v) is None):", "    return -1"]
-        if field in searched:
-            body += [f"if v.__class__ is str and {searched[field]}(v):", "    return -1"]
-        dropped = field not in shape.kept
+        dropped = shape.kept and field not in shape.kept
         if not body:
             if dropped:
                 lines.append(f"    d.pop({field!r}, None)")
