@@ -1,6 +1,9 @@
 """Kafka adapters for the sink loop (kafka-python): a read_committed consumer and a producer.
 
-Offsets are committed by hand, after the outputs are flushed, never automatically.
+Offsets are committed by hand, after the outputs are flushed, never automatically,
+and only for partitions still assigned to us. While the sink has no room for more
+records its partitions are paused, and polling goes on: the consumer stays in its
+group however long the tools make it wait.
 """
 from __future__ import annotations
 
@@ -27,8 +30,13 @@ class KafkaSource:
         return bool(self.consumer.assignment())
 
     def poll(self, max_records: int, timeout_ms: int) -> list[Message]:
+        """Up to `max_records` records; with no room (< 1), pause every partition and only keep the
+        membership alive (a partition assigned meanwhile may still deliver a record: it is returned)."""
         if max_records < 1:
-            return []
+            self.consumer.pause(*self.consumer.assignment())
+            max_records, timeout_ms = 1, 0
+        elif self.consumer.paused():
+            self.consumer.resume(*self.consumer.paused())
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         msgs = [Message(r.topic, r.partition, r.offset, r.value) for rs in batches.values() for r in rs]
         return sorted(msgs, key=lambda m: (m.topic, m.partition, m.offset))
@@ -42,13 +50,15 @@ class KafkaSource:
                 total += max(0, high - self.consumer.position(tp))
         return total
 
-    def commit(self, messages: list[Message]) -> None:
-        nxt: dict[TopicPartition, int] = {}
-        for m in messages:
-            tp = TopicPartition(m.topic, m.partition)
-            nxt[tp] = max(nxt.get(tp, 0), m.offset + 1)
+    def commit(self, points: dict[Any, int]) -> None:
+        """Commit `(topic, partition) -> next offset to read` for the partitions we still own."""
+        owned = self.consumer.assignment()
+        offsets = {tp: OffsetAndMetadata(o, None, -1) for (topic, part), o in points.items()
+                   if (tp := TopicPartition(topic, part)) in owned}
+        if not offsets:
+            return
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(o, None, -1) for tp, o in nxt.items()})
+            self.consumer.commit(offsets)
         except CommitFailedError as e:
             # The group moved on without us (a broker restart, a long stall): on rejoining, positions
             # restart from the last committed offsets, so these records come again and the outbox

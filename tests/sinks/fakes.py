@@ -26,7 +26,7 @@ def action_value(key: str, actions: list[Action], offset: int, derived: bool = F
 
 def handler(executor: ActionExecutor) -> RecordHandler:
     contract = load_contract()
-    return RecordHandler(executor, contract.name, frozenset(contract.output.tools))
+    return RecordHandler(executor.runner, contract.name, frozenset(contract.output.tools))
 
 
 class FakeOutput:
@@ -66,7 +66,8 @@ class FakeSource:
     def lag(self) -> int:
         return len(self.queue)
 
-    def commit(self, messages: list[Message]) -> None:
+    def commit(self, points: dict[tuple[str, int], int]) -> None:
         assert not self.output.unflushed, "offsets committed before the outputs were flushed"
-        for m in messages:
-            self.committed[(m.topic, m.partition)] = max(self.committed.get((m.topic, m.partition), 0), m.offset + 1)
+        for tp, offset in points.items():
+            assert offset >= self.committed.get(tp, 0), "a commit went backwards"
+            self.committed[tp] = offset

@@ -1,23 +1,42 @@
-"""A failed offset commit (the group rebalanced, e.g. after a broker restart) must not stop the sink:
-the records are redelivered and the outbox replays them."""
+"""The Kafka source's commit: only partitions still assigned to us, and a failed commit (the group rebalanced,
+e.g. after a broker restart) must not stop the sink: the records are redelivered and the outbox replays them."""
 from kafka.errors import CommitFailedError
+from kafka.structs import TopicPartition
 
 from sinks.kafka_io import KafkaSource
-from sinks.record_handler import Message
 
 
-class RebalancedConsumer:
-    def __init__(self) -> None:
-        self.calls = 0
+class Consumer:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.commits: list[dict] = []
+
+    def assignment(self):
+        return {TopicPartition("agent.actions", 0)}
 
     def commit(self, offsets):
-        self.calls += 1
-        raise CommitFailedError("the group has already rebalanced")
+        self.commits.append(offsets)
+        if self.fail:
+            raise CommitFailedError("the group has already rebalanced")
+
+
+def _source(fail: bool) -> KafkaSource:
+    source = KafkaSource.__new__(KafkaSource)  # no broker: only commit() is under test
+    source.consumer = Consumer(fail)
+    return source
 
 
 def test_a_failed_commit_is_reported_not_raised(capsys):
-    source = KafkaSource.__new__(KafkaSource)  # no broker: only commit() is under test
-    source.consumer = RebalancedConsumer()
-    source.commit([Message("agent.actions", 0, 5, b"{}"), Message("agent.actions", 0, 6, b"{}")])
-    assert source.consumer.calls == 1
+    source = _source(fail=True)
+    source.commit({("agent.actions", 0): 7})
+    assert len(source.consumer.commits) == 1
     assert "redelivered" in capsys.readouterr().err
+
+
+def test_only_assigned_partitions_are_committed():
+    source = _source(fail=False)
+    source.commit({("agent.actions", 0): 7, ("agent.actions", 1): 3})  # partition 1 moved to another member
+    [offsets] = source.consumer.commits
+    assert {tp.partition: o.offset for tp, o in offsets.items()} == {0: 7}
+    source.commit({("agent.actions", 1): 4})
+    assert len(source.consumer.commits) == 1  # nothing of ours to commit
