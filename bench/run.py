@@ -25,6 +25,7 @@ import psutil
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.measure import Probe, Sample, cpu_share, percentile, sustained_rate
+from bench.results import merge_results
 from bench.workload import Workload, closing_ticks, file_lines, records
 from contracts.idempotency import idempotency_key
 from jobs.policy import BREACH_TOPIC
@@ -71,7 +72,8 @@ def produce(bootstrap: str, w: Workload) -> int:
 JOB_OPTIONS: list[str] = ["--checkpoint-interval-ms", "1000"]  # set from the command line in main()
 
 
-def start_system(system: str, bootstrap: str, tmp: Path, url: str, bound_ms: int) -> dict[str, Proc]:
+def start_system(system: str, bootstrap: str, tmp: Path, url: str, bound_ms: int,
+                 sink_args: tuple[str, ...] = ()) -> dict[str, Proc]:
     if system == SEED:
         return {"seed loop": Proc.python("bench.seed_loop", "--bootstrap-servers", bootstrap, "--tools-url", url,
                                          "--exit-when-idle-s", "600", log=tmp / "seed.log")}
@@ -80,7 +82,8 @@ def start_system(system: str, bootstrap: str, tmp: Path, url: str, bound_ms: int
                       "--group-id", "bench", "--topic-pattern", r"cdc\..*", "--max-out-of-orderness-ms", str(bound_ms),
                       *JOB_OPTIONS, *extra, log=tmp / "job.log")
     sink = Proc.python("sinks.action_sink", "--bootstrap-servers", bootstrap, "--tools-url", url,
-                       "--state", str(tmp / "sink-state"), "--group-id", "bench-sink", log=tmp / "sink.log")
+                       "--state", str(tmp / "sink-state"), "--group-id", "bench-sink", *sink_args,
+                       log=tmp / "sink.log")
     return {"job": job, "sink": sink}
 
 
@@ -102,14 +105,16 @@ def trace_outcomes(bootstrap: str) -> dict[tuple[int, int], str]:
     return out
 
 
-def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_outcomes: bool) -> dict[str, Any]:
+def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_outcomes: bool,
+                     sandbox_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`sandbox_args` give the tools a latency profile, `sink_args` configure the sink (bench.sink)."""
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     bootstrap = local.start_kafka(fresh=True)["bootstrap"]
     procs: dict[str, Proc] = {}
     try:
         n = produce(bootstrap, w)
-        sandbox, url = start_sandbox(tmp)
-        procs = {"sandbox": sandbox, **start_system(system, bootstrap, tmp, url, w.bound_ms)}
+        sandbox, url = start_sandbox(tmp, None, *sandbox_args)
+        procs = {"sandbox": sandbox, **start_system(system, bootstrap, tmp, url, w.bound_ms, sink_args)}
         probe = Probe({p.p.pid: role for role, p in procs.items()})
         count = CommittedCount(bootstrap, "agent.traces")
         samples: list[Sample] = []
@@ -327,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a.out.mkdir(parents=True, exist_ok=True)
     stored = {**result, "runs": [{k: v for k, v in r.items() if k != "outcomes"} for r in runs]}
     name = "smoke" if a.smoke else "latest"
-    (a.out / f"{name}.json").write_text(json.dumps(stored, indent=2) + "\n")
+    merge_results(a.out / f"{name}.json", stored, replace=True)
     plot(result, a.out / f"{name}.png")
     print(table(result))
     return result

@@ -19,6 +19,8 @@ Names and labels (values from fixed vocabularies: tool names, statuses, states):
 """
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sinks.observer import SinkObserver
@@ -50,18 +52,27 @@ class SinkMetrics(SinkObserver):
         self.record_seconds = Histogram("agent_sink_record_seconds", "Record fetched -> outputs flushed",
                                         buckets=_LATENCY_BUCKETS, registry=r)
         self.circuits: dict[str, str] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(...)`, looked up once per label set: this runs a few times per action."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def call(self, tool: str, result: str, seconds: float) -> None:
-        self.calls.labels(tool, result).inc()
-        self.call_seconds.labels(tool).observe(seconds)
+        self._child(self.calls, tool, result).inc()
+        self._child(self.call_seconds, tool).observe(seconds)
         if result == "throttled":
-            self.throttled.labels(tool).inc()
+            self._child(self.throttled, tool).inc()
 
     def retry(self, tool: str) -> None:
-        self.retries.labels(tool).inc()
+        self._child(self.retries, tool).inc()
 
     def action(self, tool: str, status: str) -> None:
-        self.actions.labels(tool, status).inc()
+        self._child(self.actions, tool, status).inc()
 
     def circuit(self, tool: str, state: str) -> None:
         self.circuits[tool] = state

@@ -50,18 +50,21 @@ class OffsetTracker:
         """The record's outputs were all sent (the producer may still hold them)."""
         self._finished.append((tp, offset))
 
-    def flushed(self) -> int:
-        """The producer flushed: every finished record is safe now. Returns how many became safe."""
-        done, self._finished = self._finished, []
+    def sent(self) -> int:
+        """Records finished so far (outputs sent, not known to be flushed): what a flush begun now covers."""
+        return len(self._finished)
+
+    def flushed(self, count: int | None = None) -> int:
+        """The producer flushed: the first `count` finished records (all by default) are safe now.
+        Returns how many became safe."""
+        count = len(self._finished) if count is None else count
+        done, self._finished = self._finished[:count], self._finished[count:]
         for tp, offset in done:
             p = self._parts[tp]
             if p.unsafe[offset] <= 0:
                 raise ValueError(f"offset {offset} of {tp} finished more often than fetched")
             p.unsafe[offset] -= 1
         return len(done)
-
-    def unfinished(self) -> int:
-        return sum(p.unsafe.total() for p in self._parts.values()) - len(self._finished)
 
     def commit_points(self) -> dict[Hashable, int]:
         """Per partition, the offset to commit where it moved past the last commit."""

@@ -17,6 +17,7 @@ after the batch holding its claim has committed (`sinks.group_commit`).
 """
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -42,15 +43,29 @@ _COLUMNS = "tool, idempotency_key, args, state, receipt, attempts, envelope_ref,
 
 @dataclass
 class OutboxRow:
+    """A row as stored; its JSON columns are parsed when read (most ops only look at the state)."""
+
     tool: str
     idempotency_key: str
-    args: dict[str, Any]
+    args_json: str
     state: str
-    receipt: ToolReceipt | None
+    receipt_json: str | None
     attempts: int
     envelope_ref: str
     error: str | None
-    compensation: ToolReceipt | None
+    compensation_json: str | None
+
+    @functools.cached_property
+    def args(self) -> dict[str, Any]:
+        return dict(json.loads(self.args_json))
+
+    @functools.cached_property
+    def receipt(self) -> ToolReceipt | None:
+        return _receipt(self.receipt_json)
+
+    @functools.cached_property
+    def compensation(self) -> ToolReceipt | None:
+        return _receipt(self.compensation_json)
 
 
 @dataclass(frozen=True)
@@ -281,7 +296,7 @@ def _receipt(text: str | None) -> ToolReceipt | None:
 
 
 def _row(r: tuple[Any, ...]) -> OutboxRow:
-    return OutboxRow(r[0], r[1], json.loads(r[2]), r[3], _receipt(r[4]), int(r[5]), r[6], r[7], _receipt(r[8]))
+    return OutboxRow(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8])
 
 
 def _now() -> int:

@@ -21,6 +21,7 @@ import signal
 import sys
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from sinks.faults import FaultPlan, Faults
@@ -192,5 +193,5 @@ async def serve(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(serve(parse_args(argv)))
+    uvloop.run(serve(parse_args(argv)))
     sys.exit(0)

@@ -1,7 +1,6 @@
 """The Kafka source's commit: only partitions still assigned to us, and a failed commit (the group rebalanced,
 e.g. after a broker restart) must not stop the sink: the records are redelivered and the outbox replays them."""
-from kafka.errors import CommitFailedError
-from kafka.structs import TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 
 from sinks.kafka_io import KafkaSource
 
@@ -9,20 +8,19 @@ from sinks.kafka_io import KafkaSource
 class Consumer:
     def __init__(self, fail: bool) -> None:
         self.fail = fail
-        self.commits: list[dict] = []
+        self.commits: list[list] = []
 
-    def assignment(self):
-        return {TopicPartition("agent.actions", 0)}
-
-    def commit(self, offsets):
+    def commit(self, offsets, asynchronous):
+        assert asynchronous is False
         self.commits.append(offsets)
         if self.fail:
-            raise CommitFailedError("the group has already rebalanced")
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID))
 
 
 def _source(fail: bool) -> KafkaSource:
     source = KafkaSource.__new__(KafkaSource)  # no broker: only commit() is under test
     source.consumer = Consumer(fail)
+    source.owned = {("agent.actions", 0)}
     return source
 
 
@@ -37,6 +35,6 @@ def test_only_assigned_partitions_are_committed():
     source = _source(fail=False)
     source.commit({("agent.actions", 0): 7, ("agent.actions", 1): 3})  # partition 1 moved to another member
     [offsets] = source.consumer.commits
-    assert {tp.partition: o.offset for tp, o in offsets.items()} == {0: 7}
+    assert [(tp.partition, tp.offset) for tp in offsets] == [(0, 7)]
     source.commit({("agent.actions", 1): 4})
     assert len(source.consumer.commits) == 1  # nothing of ours to commit

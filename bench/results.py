@@ -1,0 +1,21 @@
+"""bench/results/latest.json is written by more than one benchmark: each writes its own keys and keeps the
+others' (bench.run the pipeline figures, bench.sink the `sink*` keys)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OWNED_BY_SINK_BENCH = ("sink",)  # key prefixes bench.sink writes; bench.run keeps them when it rewrites
+
+
+def merge_results(path: Path, updates: dict[str, Any], replace: bool = False) -> dict[str, Any]:
+    """Write `updates` into the JSON file at `path`. `replace`: the updates are the whole result of their
+    benchmark, so keys it no longer writes go, except those owned by another benchmark (`sink*`)."""
+    old: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    if replace:
+        old = {k: v for k, v in old.items() if k.startswith(OWNED_BY_SINK_BENCH)}
+    merged = {**old, **updates}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    return merged
