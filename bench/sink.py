@@ -10,8 +10,9 @@ latency (`--latency-ms/--jitter-ms`), in this invocation:
    serial baseline) and at 200 +- 50 ms for the serial baseline and the default.
 3. Action latency: action records produced at the target rate (1,000 actions/s at 50 ms, 300 at 200 ms),
    latency = Kafka time of the receipt - Kafka time of the action record, p50/p95/p99.
-4. End to end (unless --quick): the 10%-actionable Kafka workload of bench.run through the JVM-prefilter
-   pipeline with the concurrent sink and with the serial sink, tools at 50 +- 20 ms.
+4. Unless --quick: file mode (bench.run's file run, 10% actionable) with the embedded sink at its default
+   plans in flight and at 1; and end to end, the 10%-actionable Kafka workload of bench.run through the
+   JVM-prefilter pipeline with the concurrent sink and with the serial sink, tools at 50 +- 20 ms.
 
 The degrade policy is out of reach in every run (`--degrade-above 10^9`): each action is a real call.
 Prints a table; merges the `sink*` keys into bench/results/latest.json, keeping every other key.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import tempfile
 import time
@@ -34,11 +36,13 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from bench import http_clients
 from bench.measure import Probe, Sample, cpu_share, percentile, sustained_rate
 from bench.results import merge_results
-from bench.run import PREFILTER, RESULTS, CommittedCount, kafka_throughput, machine
+from bench.run import PREFILTER, RESULTS, CommittedCount, file_run, kafka_throughput, machine
 from bench.workload import Workload
 from contracts import records
 from contracts.models import Action
 from sinks.action_sink import DEFAULT_MAX_IN_FLIGHT
+from sinks.embedded import DEFAULT_MAX_IN_FLIGHT as EMBEDDED_DEFAULT
+from sinks.embedded import ENV_MAX_IN_FLIGHT
 from tests.infra import local
 from tests.procs import Proc, start_sandbox, wait_for
 
@@ -148,7 +152,7 @@ def latency_run(bootstrap: str, work: Path, latency: tuple[int, int], in_flight:
         base = count()
         wait_for(lambda: count() - base >= sum(a for _, _, a in warm), 120, "the sink to warm up", [sink, sandbox],
                  every_s=0.5)
-        plans = plan_records(int(actions_per_s / 1.3 * duration_s), seed=11)
+        plans = plan_records(int(actions_per_s / 1.3 * duration_s), seed=11 + latency[0])  # keys of this run only
         sent: dict[str, int] = {}
         t0 = time.time()
         per_s = len(plans) / duration_s
@@ -175,6 +179,20 @@ def latency_run(bootstrap: str, work: Path, latency: tuple[int, int], in_flight:
             "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99)}
 
 
+def embedded(work: Path, events: int, in_flight: int) -> dict[str, Any]:
+    """File mode (the embedded sink, in-process tools without latency) at `in_flight` plans in flight."""
+    old = os.environ.get(ENV_MAX_IN_FLIGHT)
+    os.environ[ENV_MAX_IN_FLIGHT] = str(in_flight)
+    try:
+        r = file_run(Workload("10% actionable", events, 0.10), work)
+    finally:
+        if old is None:
+            os.environ.pop(ENV_MAX_IN_FLIGHT, None)
+        else:
+            os.environ[ENV_MAX_IN_FLIGHT] = old
+    return {**r, "max_in_flight": in_flight}
+
+
 def end_to_end(work: Path, events: int, max_s: float, in_flight: int) -> dict[str, Any]:
     w = Workload("10% actionable", events, 0.10)
     r = kafka_throughput(PREFILTER, w, work, max_s, False,
@@ -197,6 +215,9 @@ def table(result: dict[str, Any]) -> str:
     for x in result["latency"]:
         lines.append(f"| {x['latency_ms']} +- {x['jitter_ms']} ms | {x['actions_per_s_offered']:,.0f} | "
                      f"{x['receipts']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} |")
+    for e in result.get("embedded", []):
+        lines.append(f"\nfile mode, 10% actionable, embedded sink {e['max_in_flight']} in flight: "
+                     f"{e['events_per_s']:,.0f} events/s ({e['cpu_s_per_1k_events']} CPU s / 1k events)")
     for e in result.get("end_to_end", []):
         lines.append(f"\nend to end, 10% actionable, sink --max-in-flight {e['max_in_flight']}: "
                      f"{e['events_per_s']:,.0f} events/s ({e['cpu_s_per_1k_events']} CPU s / 1k events; cores "
@@ -235,6 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-s", type=float, default=60.0, help="time limit per throughput run")
     ap.add_argument("--latency-s", type=float, default=20.0)
     ap.add_argument("--e2e-events", type=int, default=200_000)
+    ap.add_argument("--file-events", type=int, default=20_000, help="events of the file-mode (embedded) runs")
     ap.add_argument("--e2e-max-s", type=float, default=150.0)
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
@@ -269,6 +291,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             local.stop_kafka()
         if not a.quick:
+            result["embedded"] = [embedded(work, a.file_events, n) for n in (EMBEDDED_DEFAULT, 1)]
+            print("bench.sink: file mode " + ", ".join(f"{e['max_in_flight']} in flight {e['events_per_s']:,.0f} "
+                                                       "events/s" for e in result["embedded"]), flush=True)
             result["end_to_end"] = [end_to_end(work, a.e2e_events, a.e2e_max_s, n) for n in (default, 1)]
     result["summary"] = summarize(result, default)
     s = result["summary"]
