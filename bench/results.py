@@ -19,3 +19,9 @@ def merge_results(path: Path, updates: dict[str, Any], replace: bool = False) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(merged, indent=2) + "\n")
     return merged
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table: the first column left-aligned, the others right-aligned."""
+    return (["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+            + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])

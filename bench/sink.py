@@ -35,7 +35,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from bench import http_clients
 from bench.measure import Probe, Sample, cpu_share, percentile, sustained_rate
-from bench.results import merge_results
+from bench.results import md_table, merge_results
 from bench.run import PREFILTER, RESULTS, CommittedCount, file_run, kafka_throughput, machine
 from bench.workload import Workload
 from contracts import records
@@ -202,19 +202,17 @@ def end_to_end(work: Path, events: int, max_s: float, in_flight: int) -> dict[st
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| client (64 in flight, 50 +- 20 ms) | calls/s | client CPU us/call |", "|---|---:|---:|"]
-    lines += [f"| {c['client']} | {c['calls_per_s']:,.0f} | {c['cpu_us_per_call']} |" for c in result["clients"]]
-    lines += ["", "| tool latency | max in flight | actions/s | CPU s / 1k actions | cores (steady) |",
-              "|---|---:|---:|---:|---|"]
-    for r in result["throughput"]:
-        cores = ", ".join(f"{k} {v}" for k, v in r["cores_used"].items())
-        lines.append(f"| {r['latency_ms']} +- {r['jitter_ms']} ms | {r['max_in_flight']} | {r['actions_per_s']:,.0f} | "
-                     f"{r['cpu_s_per_1k_actions']} | {cores} |")
-    lines += ["", "| tool latency | offered actions/s | receipts | p50 ms | p95 ms | p99 ms |",
-              "|---|---:|---:|---:|---:|---:|"]
-    for x in result["latency"]:
-        lines.append(f"| {x['latency_ms']} +- {x['jitter_ms']} ms | {x['actions_per_s_offered']:,.0f} | "
-                     f"{x['receipts']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} |")
+    lines = md_table(["client (64 in flight, 50 +- 20 ms)", "calls/s", "client CPU us/call"],
+                     [[c["client"], f"{c['calls_per_s']:,.0f}", c["cpu_us_per_call"]] for c in result["clients"]])
+    lines += [""] + md_table(
+        ["tool latency", "max in flight", "actions/s", "CPU s / 1k actions", "cores (steady)"],
+        [[f"{r['latency_ms']} +- {r['jitter_ms']} ms", r["max_in_flight"], f"{r['actions_per_s']:,.0f}",
+          r["cpu_s_per_1k_actions"], ", ".join(f"{k} {v}" for k, v in r["cores_used"].items())]
+         for r in result["throughput"]])
+    lines += [""] + md_table(
+        ["tool latency", "offered actions/s", "receipts", "p50 ms", "p95 ms", "p99 ms"],
+        [[f"{x['latency_ms']} +- {x['jitter_ms']} ms", f"{x['actions_per_s_offered']:,.0f}", x["receipts"],
+          x["p50_ms"], x["p95_ms"], x["p99_ms"]] for x in result["latency"]])
     for e in result.get("embedded", []):
         lines.append(f"\nfile mode, 10% actionable, embedded sink {e['max_in_flight']} in flight: "
                      f"{e['events_per_s']:,.0f} events/s ({e['cpu_s_per_1k_events']} CPU s / 1k events)")

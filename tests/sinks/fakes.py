@@ -53,6 +53,7 @@ class FakeSource:
         self.output = output
         self.committed: dict[tuple[str, int], int] = {}
         self.fetched: list[Message] = []
+        self.polls: list[int] = []  # max_records of every poll (< 1: pause and only stay in the group)
 
     @classmethod
     def of(cls, values: list[bytes], output: FakeOutput, first_offset: int = 0) -> FakeSource:
@@ -62,6 +63,7 @@ class FakeSource:
         return True
 
     def poll(self, max_records: int, timeout_ms: int) -> list[Message]:
+        self.polls.append(max_records)
         got = [self.queue.popleft() for _ in range(min(max_records, len(self.queue)))]
         self.fetched += got
         return got

@@ -125,6 +125,29 @@ def test_plans_of_one_account_run_in_input_order_and_the_bound_holds(tmp_path):
     assert sorted(t["offset"] for t in out.on("agent.traces")) == list(range(16))
 
 
+def test_a_full_sink_fetches_nothing_and_pauses_when_full_for_long(tmp_path):
+    client = GatedClient(held={"k0", "k1"})
+    ex = ActionExecutor(SqliteOutbox(tmp_path / "box.sqlite"), client)
+    out = FakeOutput()
+    source = FakeSource.of([_record(f"k{i}", i) for i in range(6)], out)
+    loop = SinkLoop(source, out, handler(ex), max_in_flight=2, max_pending=2, flush_interval_s=0.0,
+                    pause_after_s=0.3)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(loop.run(exit_when_idle_s=0.5))
+        await asyncio.sleep(0.15)
+        assert len(source.fetched) == 2 and 0 not in source.polls  # full: no fetch, not paused yet
+        await asyncio.sleep(1.2)
+        assert len(source.fetched) == 2 and 0 in source.polls      # full for long: paused, still polling
+        client.gates["k0"].set()
+        client.gates["k1"].set()
+        await task
+
+    ex.run(scenario())
+    assert sorted(t["offset"] for t in out.on("agent.traces")) == list(range(6))
+    assert source.committed == {("agent.actions", 0): 6}
+
+
 def test_run_stops_when_idle_by_its_clock(outbox, sandbox):
     ticks = iter(range(10_000))
     out = FakeOutput()
