@@ -200,7 +200,7 @@ def _scrape(url: str) -> dict[str, float]:
 
 @pytest.mark.parametrize("sandbox", [("--latency-ms", "20", "--rate-limit", "messages=40", "--burst", "5")],
                          indirect=True)
-def test_metrics_and_health_show_429s_circuits_and_stalls(kafka_bootstrap, sandbox, tmp_path):
+def test_metrics_and_health_show_429s_circuits_limits_and_stalls(kafka_bootstrap, sandbox, tmp_path):
     run = uuid.uuid4().hex[:8]
     topic, group = f"agent.actions.metrics-{run}", f"sink-metrics-{run}"
     _ensure_topics(kafka_bootstrap, [topic, *OUTPUTS])
@@ -210,7 +210,8 @@ def test_metrics_and_health_show_429s_circuits_and_stalls(kafka_bootstrap, sandb
     _produce(kafka_bootstrap, topic, [(k, action_value(k, p, i)) for i, (k, p) in enumerate(notices + breaches)])
     proc = subprocess.Popen(_sink_cmd(kafka_bootstrap, topic, group, sandbox, tmp_path / "state",
                                       "--max-in-flight", "32", "--circuit-failures", "3", "--circuit-open-s", "0.5",
-                                      "--max-attempts", "4", "--health-stall-s", "1.5", "--exit-when-idle-s", "60"),
+                                      "--max-attempts", "4", "--health-stall-s", "1.5", "--exit-when-idle-s", "60",
+                                      "--tool-concurrency", "SendNotice=4"),
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -229,6 +230,7 @@ def test_metrics_and_health_show_429s_circuits_and_stalls(kafka_bootstrap, sandb
             return m if done else None
         m = wait_until(settled, "every action settled", timeout_s=60)
         assert m['agent_sink_throttled_total{tool="SendNotice"}'] > 0           # 429s, waited out
+        assert 1 <= sandbox.stats()["max_inflight_by_api"]["messages"] <= 4    # the tool's own limit held
         assert m['agent_sink_actions_total{status="compensated",tool="CreateTicket"}'] == 4
         assert m['agent_sink_tool_call_seconds_count{tool="SendNotice"}'] >= 60
         assert m["agent_sink_outbox_batch_ops_count"] > 0 and m["agent_sink_outbox_batch_ops_sum"] > m[
