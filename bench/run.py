@@ -106,8 +106,10 @@ def trace_outcomes(bootstrap: str) -> dict[tuple[int, int], str]:
 
 
 def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_outcomes: bool,
-                     sandbox_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`sandbox_args` give the tools a latency profile, `sink_args` configure the sink (bench.sink)."""
+                     sandbox_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = (),
+                     keep_samples: bool = False) -> dict[str, Any]:
+    """`sandbox_args` give the tools a latency profile, `sink_args` configure the sink, `keep_samples` returns
+    (seconds, outputs committed) over the run (bench.sink)."""
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     bootstrap = local.start_kafka(fresh=True)["bootstrap"]
     procs: dict[str, Proc] = {}
@@ -138,7 +140,8 @@ def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_ou
     return {"mode": "kafka", "system": system, "workload": w.name, "events": n, "done": samples[-1].done,
             "events_per_s": round(rate, 1), "cpu_s_per_1k_events": round(cpu, 3), "window_s": round(window, 1),
             "peak_rss_mb": {r: round(b / 2**20) for r, b in sorted(probe.peak.items())},
-            "cores_used": cpu_share(samples, n), **({"outcomes": outcomes} if keep_outcomes else {})}
+            "cores_used": cpu_share(samples, n), **({"outcomes": outcomes} if keep_outcomes else {}),
+            **({"samples": [(round(x.t - started, 2), x.done) for x in samples]} if keep_samples else {})}
 
 
 def file_run(w: Workload, work: Path) -> dict[str, Any]:
