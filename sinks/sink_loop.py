@@ -1,15 +1,18 @@
 """The consumer loop of the standalone sink: fetch, run plans concurrently, send outputs, flush, commit.
 
-The plans run on one asyncio loop. Kafka's clients block (kafka-python), so they
+The plans run on one asyncio loop. Kafka's client calls block (poll, flush, commit), so they
 work on two threads of their own, and the loop only awaits them: the consumer
 thread (poll, lag, commit: a consumer must stay on one thread) and the producer
 thread (send, flush). Measured before this split, the loop spent a quarter of
 its time waiting in polls and flushes while plans were ready to go on.
 
-- A fetcher task polls while fewer than `max_pending` records are unfinished
-  (when full for long, the partitions are paused and polling goes on, so the
-  consumer stays in its group without fetching); each record becomes a plan in
-  the dispatcher (at most `max_in_flight` running, per-account order).
+- A fetcher task polls while fewer than `max_pending` records are unfinished;
+  once full, it polls again only when a quarter of `max_pending` is free (a
+  low-water mark: each poll brings a batch, not the one record a finished plan
+  made room for); when full for long, the partitions are paused and polling
+  goes on, so the consumer stays in its group without fetching. Each record
+  becomes a plan in the dispatcher (at most `max_in_flight` running,
+  per-account order).
 - When a plan finishes, its output records are handed to the producer thread.
 - Every `flush_interval_s` (and whenever the sink runs dry) the producer is
   flushed and the offsets are committed up to the lowest record whose outputs
@@ -79,6 +82,7 @@ class SinkLoop:
         self.output = output
         self.handler = handler
         self.max_pending = max_pending or 4 * max_in_flight
+        self.resume_room = max(1, self.max_pending // 4)  # free slots that end a full spell
         self.topics = dict(TOPICS if topics is None else topics)
         self.poll_timeout_ms = poll_timeout_ms
         self.flush_interval_s = flush_interval_s
@@ -116,10 +120,11 @@ class SinkLoop:
         full_since: float | None = None
         while not self.stopping:
             room = self.max_pending - len(self.dispatcher)
-            if room < 1:
-                # Full: fetch nothing until a plan finishes. Pausing would make the client drop what it
+            if room < 1 or (full_since is not None and room < self.resume_room):
+                # Full: fetch nothing until the low-water mark. Pausing would make the client drop what it
                 # prefetched and fetch it again on resume (measured: a serial sink lost half its rate),
-                # so pause only when full for long, to keep polling and stay in the group.
+                # so pause only when full for long, to keep polling and stay in the group; the low-water
+                # mark makes each resume fetch a batch, so a long stall ends in one resume, not one per plan.
                 full_since = self.clock() if full_since is None else full_since
                 if self.clock() - full_since >= self.pause_after_s:
                     await self._in(self._consumer, self._poll, 0)

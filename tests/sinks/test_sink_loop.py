@@ -148,6 +148,37 @@ def test_a_full_sink_fetches_nothing_and_pauses_when_full_for_long(tmp_path):
     assert source.committed == {("agent.actions", 0): 6}
 
 
+def test_a_full_sink_fetches_again_only_at_its_low_water_mark(tmp_path):
+    keys = [f"k{i}" for i in range(14)]
+    client = GatedClient(held=set(keys))
+    ex = ActionExecutor(SqliteOutbox(tmp_path / "box.sqlite"), client)
+    out = FakeOutput()
+    source = FakeSource.of([_record(k, i) for i, k in enumerate(keys)], out)
+    loop = SinkLoop(source, out, handler(ex), max_in_flight=8, max_pending=8, flush_interval_s=0.0,
+                    pause_after_s=0.2)
+    assert loop.resume_room == 2
+
+    async def scenario() -> None:
+        task = asyncio.create_task(loop.run(exit_when_idle_s=0.5))
+        await asyncio.sleep(0.4)                      # full, and paused
+        assert len(source.fetched) == 8
+        client.gates["k0"].set()
+        await asyncio.sleep(0.3)
+        assert len(source.fetched) == 8               # one slot free: below the mark, no fetch, still paused
+        client.gates["k1"].set()
+        await asyncio.sleep(0.3)
+        assert len(source.fetched) == 10              # two free: one batch of two
+        for k in keys:
+            client.gates[k].set()
+        await task
+
+    ex.run(scenario())
+    assert [n for n in source.polls if n > 0][:2] == [8, 2]
+    assert all(n == 0 or n >= 2 for n in source.polls), source.polls  # never a poll for one record
+    assert sorted(t["offset"] for t in out.on("agent.traces")) == list(range(14))
+    assert source.committed == {("agent.actions", 0): 14}
+
+
 def test_run_stops_when_idle_by_its_clock(outbox, sandbox):
     ticks = iter(range(10_000))
     out = FakeOutput()
