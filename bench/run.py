@@ -25,6 +25,7 @@ import psutil
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.measure import Probe, Sample, cpu_share, percentile, sustained_rate
+from bench.results import merge_results
 from bench.workload import Workload, closing_ticks, file_lines, records
 from contracts.idempotency import idempotency_key
 from jobs.policy import BREACH_TOPIC
@@ -34,7 +35,8 @@ from tests.procs import Proc, start_sandbox, wait_for
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDERS = "cdc.public.orders"
 PREFILTER, ALL_PYTHON, SEED = "pipeline, JVM prefilter", "pipeline, all-Python operators", "seed-style loop"
-SYSTEMS = (PREFILTER, ALL_PYTHON, SEED)
+ALL_PYTHON_THREAD = "pipeline, all-Python operators, thread mode"  # python.execution-mode: thread (default: process)
+SYSTEMS = (PREFILTER, ALL_PYTHON, ALL_PYTHON_THREAD, SEED)
 
 
 class CommittedCount:
@@ -71,16 +73,19 @@ def produce(bootstrap: str, w: Workload) -> int:
 JOB_OPTIONS: list[str] = ["--checkpoint-interval-ms", "1000"]  # set from the command line in main()
 
 
-def start_system(system: str, bootstrap: str, tmp: Path, url: str, bound_ms: int) -> dict[str, Proc]:
+def start_system(system: str, bootstrap: str, tmp: Path, url: str, bound_ms: int,
+                 sink_args: tuple[str, ...] = ()) -> dict[str, Proc]:
     if system == SEED:
         return {"seed loop": Proc.python("bench.seed_loop", "--bootstrap-servers", bootstrap, "--tools-url", url,
                                          "--exit-when-idle-s", "600", log=tmp / "seed.log")}
-    extra = ["--no-jvm-prefilter"] if system == ALL_PYTHON else ["--jvm-prefilter"]
+    extra = {ALL_PYTHON: ["--no-jvm-prefilter"], PREFILTER: ["--jvm-prefilter"],
+             ALL_PYTHON_THREAD: ["--no-jvm-prefilter", "--python-execution-mode", "thread"]}[system]
     job = Proc.python("jobs.agent_job", "--bootstrap-servers", bootstrap, "--state", str(tmp / "job-state"),
                       "--group-id", "bench", "--topic-pattern", r"cdc\..*", "--max-out-of-orderness-ms", str(bound_ms),
                       *JOB_OPTIONS, *extra, log=tmp / "job.log")
     sink = Proc.python("sinks.action_sink", "--bootstrap-servers", bootstrap, "--tools-url", url,
-                       "--state", str(tmp / "sink-state"), "--group-id", "bench-sink", log=tmp / "sink.log")
+                       "--state", str(tmp / "sink-state"), "--group-id", "bench-sink", *sink_args,
+                       log=tmp / "sink.log")
     return {"job": job, "sink": sink}
 
 
@@ -102,14 +107,18 @@ def trace_outcomes(bootstrap: str) -> dict[tuple[int, int], str]:
     return out
 
 
-def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_outcomes: bool) -> dict[str, Any]:
+def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_outcomes: bool,
+                     sandbox_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = (),
+                     keep_samples: bool = False) -> dict[str, Any]:
+    """`sandbox_args` give the tools a latency profile, `sink_args` configure the sink, `keep_samples` returns
+    (seconds, outputs committed) over the run (bench.sink)."""
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     bootstrap = local.start_kafka(fresh=True)["bootstrap"]
     procs: dict[str, Proc] = {}
     try:
         n = produce(bootstrap, w)
-        sandbox, url = start_sandbox(tmp)
-        procs = {"sandbox": sandbox, **start_system(system, bootstrap, tmp, url, w.bound_ms)}
+        sandbox, url = start_sandbox(tmp, None, *sandbox_args)
+        procs = {"sandbox": sandbox, **start_system(system, bootstrap, tmp, url, w.bound_ms, sink_args)}
         probe = Probe({p.p.pid: role for role, p in procs.items()})
         count = CommittedCount(bootstrap, "agent.traces")
         samples: list[Sample] = []
@@ -133,17 +142,20 @@ def kafka_throughput(system: str, w: Workload, work: Path, max_s: float, keep_ou
     return {"mode": "kafka", "system": system, "workload": w.name, "events": n, "done": samples[-1].done,
             "events_per_s": round(rate, 1), "cpu_s_per_1k_events": round(cpu, 3), "window_s": round(window, 1),
             "peak_rss_mb": {r: round(b / 2**20) for r, b in sorted(probe.peak.items())},
-            "cores_used": cpu_share(samples, n), **({"outcomes": outcomes} if keep_outcomes else {})}
+            "cores_used": cpu_share(samples, n), **({"outcomes": outcomes} if keep_outcomes else {}),
+            **({"samples": [(round(x.t - started, 2), x.done) for x in samples]} if keep_samples else {})}
 
 
-def file_run(w: Workload, work: Path) -> dict[str, Any]:
-    """File mode: wall time and CPU of the whole job for the workload, minus a one-event run (start-up)."""
+def file_run(w: Workload, work: Path, execution_mode: str = "thread") -> dict[str, Any]:
+    """File mode: wall time and CPU of the whole job for the workload, minus a one-event run (start-up).
+    `execution_mode`: PyFlink's python.execution-mode (file mode's default is thread)."""
     def one(events: Workload) -> tuple[float, float, dict[str, int], int]:
         tmp = Path(tempfile.mkdtemp(prefix="file-", dir=work))
         src = tmp / "events.jsonl"
         src.write_text("\n".join(file_lines(events)) + "\n")
         t0 = time.monotonic()
-        job = Proc.python("jobs.agent_job", "--events", str(src), "--out", str(tmp / "out"), log=tmp / "job.log")
+        job = Proc.python("jobs.agent_job", "--events", str(src), "--out", str(tmp / "out"),
+                          "--python-execution-mode", execution_mode, log=tmp / "job.log")
         probe = Probe({job.p.pid: "file-mode job"})
         last = probe.sample(0)
         while job.alive():
@@ -157,7 +169,8 @@ def file_run(w: Workload, work: Path) -> dict[str, Any]:
     wall, cpu, peak, traces = one(w)
     assert traces >= w.events, f"file mode traced {traces} of {w.events} events"
     work_s = max(wall - base_s, 1e-3)
-    return {"mode": "file", "system": "pipeline, file mode (embedded sink)", "workload": w.name, "events": w.events,
+    system = "pipeline, file mode (embedded sink)" + ("" if execution_mode == "thread" else ", process mode")
+    return {"mode": "file", "system": system, "workload": w.name, "events": w.events,
             "done": traces, "events_per_s": round(w.events / work_s, 1),
             "cpu_s_per_1k_events": round(max(cpu - base_cpu, 0) / (w.events / 1000), 3),
             "window_s": round(work_s, 1), "startup_s": round(base_s, 1),
@@ -288,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny workloads, seconds per system (the test suite's run)")
     ap.add_argument("--events", type=int, default=300_000, help="events per Kafka workload")
-    ap.add_argument("--file-events", type=int, default=20_000)
+    ap.add_argument("--file-events", type=int, default=100_000)
     ap.add_argument("--max-s", type=float, default=120.0, help="time limit per throughput run")
     ap.add_argument("--latency-rate", type=float, default=1000.0)
     ap.add_argument("--latency-s", type=float, default=60.0)
@@ -314,8 +327,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"bench: {system} / {w.name}: {runs[-1]['events_per_s']:,.0f} events/s", flush=True)
         for w in workloads:
             fw = Workload(w.name, a.file_events, w.actionable, bound_ms=a.bound_ms)
-            runs.append(file_run(fw, Path(work)))
-            print(f"bench: file mode / {w.name}: {runs[-1]['events_per_s']:,.0f} events/s", flush=True)
+            for mode in ("thread", "process") if w is workloads[0] else ("thread",):
+                runs.append(file_run(fw, Path(work), mode))
+                print(f"bench: file mode ({mode}) / {w.name}: {runs[-1]['events_per_s']:,.0f} events/s", flush=True)
         for system in (PREFILTER, SEED):
             latency.append(latency_run(system, a.latency_rate, a.latency_s, a.bound_ms, Path(work)))
             print(f"bench: latency {system}: p95 {latency[-1]['p95_ms']} ms", flush=True)
@@ -327,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a.out.mkdir(parents=True, exist_ok=True)
     stored = {**result, "runs": [{k: v for k, v in r.items() if k != "outcomes"} for r in runs]}
     name = "smoke" if a.smoke else "latest"
-    (a.out / f"{name}.json").write_text(json.dumps(stored, indent=2) + "\n")
+    merge_results(a.out / f"{name}.json", stored, replace=True)
     plot(result, a.out / f"{name}.png")
     print(table(result))
     return result

@@ -13,6 +13,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import requests
 from kafka import KafkaConsumer, KafkaProducer
 
 from contracts import records
@@ -24,7 +25,16 @@ from jobs.breach_rule import AccountWindow, on_order
 from jobs.gate import Gate
 from jobs.policy import BREACH_TOPIC, RulePolicy
 from jobs.routing import route
-from sinks.tools import HttpClient, call_tool
+from sinks.tools import check_status, receipt_of, request_for
+
+
+def call_tool(session: requests.Session, tools_url: str, action: Any) -> Any:
+    """One blocking HTTP call per action, as a first loop makes it (the same endpoints, keys and answers)."""
+    endpoint, body = request_for(action)
+    r = session.post(tools_url.rstrip("/") + endpoint, json=body, timeout=5.0,
+                     headers={"Idempotency-Key": action.idempotency_key})
+    check_status(r.status_code, endpoint, r.text, r.headers.get("Retry-After"))
+    return receipt_of(action.tool, r.json(), endpoint)
 
 
 def event_time(value: bytes | None, fallback: int) -> int:
@@ -42,7 +52,7 @@ def run(bootstrap: str, tools_url: str, group: str, idle_exit_s: float, threshol
                              consumer_timeout_ms=int(idle_exit_s * 1000), max_poll_records=500)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 18,
                              value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode())
-    client = HttpClient(tools_url)
+    client = requests.Session()
     seen: set[str] = set()
     windows: dict[str, AccountWindow] = {}
     n = 0
@@ -54,7 +64,7 @@ def run(bootstrap: str, tools_url: str, group: str, idle_exit_s: float, threshol
         response = policy.propose(env, key)
         refs = []
         for action in response.actions:
-            receipt = call_tool(client, action)
+            receipt = call_tool(client, tools_url, action)
             producer.send("agent.receipts", {"tool": receipt.tool, "ok": receipt.ok, "ref": receipt.ref,
                                              "idempotency_key": key})
             refs.append(f"{receipt.tool}:{receipt.ref}")

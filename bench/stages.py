@@ -11,12 +11,12 @@ keys of that file are kept) and the table is printed.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.results import merge_results
 from bench.workload import Workload, file_lines
 from contracts import records
 from contracts.contract import load_contract
@@ -130,10 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
     stages = measure(a.events, a.actionable, a.rounds, a.reference_events)
     if not a.no_write:
-        result = json.loads(a.out.read_text()) if a.out.exists() else {}
-        result["stages"] = stages
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=2) + "\n")
+        merge_results(a.out, {"stages": stages})
     print(table(stages))
     return stages
 

@@ -37,7 +37,7 @@ from jobs.runtime.file_writer import JsonlWriterFunction
 from jobs.runtime.global_limit_op import GLOBAL_KEY, GlobalLimitFunction
 from jobs.runtime.ingress import FileIngressFunction, KafkaIngressFunction
 from jobs.runtime.kafka_io import add_sinks, source_stream
-from jobs.runtime.sink_op import ActionSinkFunction
+from jobs.runtime.sink_op import ActionSinkFunction, sink_key
 from jobs.runtime.tags import OUT
 from jobs.summary import summarize
 
@@ -94,11 +94,11 @@ def build(env: StreamExecutionEnvironment, config: JobConfig, prefilter: Prefilt
         statements.attach_as_datastream()
         return
 
-    from sinks.embedded import embedded_executor  # the one place where job and sink meet
+    from sinks.embedded import embedded_sink  # the one place where job and sink meet
     from sinks.plan_records import plan_records
 
-    sink = agent.process(ActionSinkFunction(config, embedded_executor, plan_records)).name("action-sink") \
-        .set_parallelism(1)
+    sink = agent.key_by(sink_key, key_type=Types.STRING()) \
+        .process(ActionSinkFunction(config, embedded_sink, plan_records)).name("action-sink").set_parallelism(1)
     outputs = side_outputs.union(sink.get_side_output(OUT))
     outputs.process(JsonlWriterFunction(config.out_dir)).name("jsonl-writer").set_parallelism(1).print()
 

@@ -1,20 +1,20 @@
-"""The degrade policy under backlog, and the bounded in-flight queue it reads. Pure logic.
+"""The degrade policy under backlog. Pure logic.
 
 When more actions wait than the bound, the sink sheds the actions that are
 cheap to skip (customer notices) and records them as `degraded` so an operator
 can replay them; tickets and payment holds always go through. Nothing is
 dropped silently: a degraded action still gets an outbox row, an action record
-and a DLQ record.
+and a DLQ record. The backlog is what the sink really holds: the actions of every
+record fetched and not finished (running or waiting for its account's turn) plus
+the records of the input topic not fetched yet.
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
 DEGRADABLE: frozenset[str] = frozenset({"SendNotice"})
 Decision = Literal["execute", "degrade"]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,37 +29,3 @@ class DegradePolicy:
 
     def reason(self, pending: int) -> str:
         return f"skipped under backlog: {pending} actions pending > bound {self.bound}"
-
-
-class InFlight(Generic[T]):
-    """A FIFO of fetched-but-unhandled records, at most `capacity` long, counting their actions."""
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self.capacity = capacity
-        self._items: deque[tuple[T, int]] = deque()
-        self._actions = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @property
-    def pending_actions(self) -> int:
-        return self._actions
-
-    def room(self) -> int:
-        return self.capacity - len(self._items)
-
-    def push(self, item: T, actions: int) -> None:
-        if not self.room():
-            raise OverflowError("in-flight queue is full")
-        self._items.append((item, actions))
-        self._actions += actions
-
-    def pop(self) -> tuple[T, int]:
-        """The oldest item and the actions pending at that moment (its own included)."""
-        pending = self._actions
-        item, actions = self._items.popleft()
-        self._actions -= actions
-        return item, pending

@@ -8,18 +8,23 @@ Every transition is guarded by the states it may come from, so a receipt is
 written once even when two executors race on the same action: the loser's
 `update` returns False and it replays the stored receipt.
 
+Group commit: `apply` runs a batch of ops (claims, moves, notes) in one
+transaction, so many actions in flight share one commit; a tool is called only
+after the batch holding its claim has committed (`sinks.group_commit`).
+
 `open_outbox` picks SQLite (a state directory or file) or PostgreSQL (a
 `postgresql://` DSN) behind the same interface.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from contracts.models import Action, ToolReceipt
 
@@ -38,18 +43,79 @@ _COLUMNS = "tool, idempotency_key, args, state, receipt, attempts, envelope_ref,
 
 @dataclass
 class OutboxRow:
+    """A row as stored; its JSON columns are parsed when read (most ops only look at the state)."""
+
     tool: str
     idempotency_key: str
-    args: dict[str, Any]
+    args_json: str
     state: str
-    receipt: ToolReceipt | None
+    receipt_json: str | None
     attempts: int
     envelope_ref: str
     error: str | None
-    compensation: ToolReceipt | None
+    compensation_json: str | None
+
+    @functools.cached_property
+    def args(self) -> dict[str, Any]:
+        return dict(json.loads(self.args_json))
+
+    @functools.cached_property
+    def receipt(self) -> ToolReceipt | None:
+        return _receipt(self.receipt_json)
+
+    @functools.cached_property
+    def compensation(self) -> ToolReceipt | None:
+        return _receipt(self.compensation_json)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Insert the action as pending unless present; then, if `then` is given, move it on in the same
+    transaction: to `sent` (one more attempt; from pending or sent), or to `degraded`/`skipped` (from pending
+    only; a `degraded` claim of a row left in `sent` by a crash re-sends it instead, as it may be done)."""
+
+    action: Action
+    envelope_ref: str
+    then: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A guarded transition: to `state` if the row is in one of the states allowed before it."""
+
+    tool: str
+    idempotency_key: str
+    state: str
+    receipt: ToolReceipt | None = None
+    error: str | None = None
+    compensation: ToolReceipt | None = None
+    attempt: bool = False
+
+
+@dataclass(frozen=True)
+class Note:
+    """Record an error without changing state (e.g. a compensation that failed)."""
+
+    tool: str
+    idempotency_key: str
+    error: str
+
+
+Op = Claim | Move | Note
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What an op found and did: the row afterwards, whether it was inserted, whether its transition happened."""
+
+    row: OutboxRow | None
+    created: bool = False
+    moved: bool = False
 
 
 class Outbox(Protocol):
+    def apply(self, ops: Sequence[Op]) -> list[Applied]: ...
     def claim(self, action: Action, envelope_ref: str) -> tuple[OutboxRow, bool]: ...
     def get(self, tool: str, idempotency_key: str) -> OutboxRow | None: ...
     def update(self, tool: str, idempotency_key: str, state: str, *, receipt: ToolReceipt | None = None,
@@ -61,31 +127,86 @@ class Outbox(Protocol):
     def close(self) -> None: ...
 
 
+Statement = tuple[str, tuple[Any, ...]]
+_SELECT = f"SELECT {_COLUMNS} FROM outbox WHERE tool=? AND idempotency_key=?"
+
+
+def _move_sql(m: Move, allowed: Sequence[str] | None = None) -> Statement:
+    if m.state not in STATES or not ALLOWED_FROM[m.state]:
+        raise ValueError(f"cannot move an outbox row to {m.state!r}")
+    allowed = tuple(allowed or ALLOWED_FROM[m.state])
+    return ("UPDATE outbox SET state=?, receipt=COALESCE(receipt, ?), error=COALESCE(?, error),"
+            " compensation=COALESCE(compensation, ?), attempts=attempts+?, updated_ms=?"
+            f" WHERE tool=? AND idempotency_key=? AND state IN ({','.join('?' * len(allowed))})",
+            (m.state, m.receipt.model_dump_json() if m.receipt else None, m.error,
+             m.compensation.model_dump_json() if m.compensation else None, 1 if m.attempt else 0, _now(),
+             m.tool, m.idempotency_key, *allowed))
+
+
+def _statements(op: Op) -> tuple[list[Statement], int | None, int | None]:
+    """The SQL of one op, the index of its INSERT and of its primary UPDATE (None where it has none);
+    the last statement always selects the row."""
+    if isinstance(op, Note):
+        return [("UPDATE outbox SET error=?, updated_ms=? WHERE tool=? AND idempotency_key=?",
+                 (op.error, _now(), op.tool, op.idempotency_key)),
+                (_SELECT, (op.tool, op.idempotency_key))], None, None
+    if isinstance(op, Move):
+        return [_move_sql(op), (_SELECT, (op.tool, op.idempotency_key))], None, 0
+    a = op.action
+    stmts: list[Statement] = [(
+        "INSERT INTO outbox (tool, idempotency_key, args, state, envelope_ref, updated_ms)"
+        " VALUES (?,?,?,?,?,?) ON CONFLICT (tool, idempotency_key) DO NOTHING",
+        (a.tool, a.idempotency_key, json.dumps(a.args, sort_keys=True), "pending", op.envelope_ref, _now()))]
+    primary: int | None = None
+    sent = Move(a.tool, a.idempotency_key, "sent", attempt=True)
+    if op.then == "sent":
+        primary = len(stmts)
+        stmts.append(_move_sql(sent))
+    elif op.then in ("degraded", "skipped"):
+        primary = len(stmts)
+        stmts.append(_move_sql(Move(a.tool, a.idempotency_key, op.then, error=op.error)))
+        if op.then == "degraded":
+            stmts.append(_move_sql(sent, allowed=("sent",)))
+    elif op.then is not None:
+        raise ValueError(f"a claim cannot move on to {op.then!r}")
+    stmts.append((_SELECT, (a.tool, a.idempotency_key)))
+    return stmts, 0, primary
+
+
 class SqlOutbox:
-    """The outbox logic over any DB-API-ish backend; subclasses supply `_run` and the DDL."""
+    """The outbox logic over any DB-API-ish backend; subclasses supply `_batch` and the DDL."""
 
     ORDER = "rowid"
 
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[int, list[tuple[Any, ...]]]:
+    def _batch(self, statements: list[Statement]) -> list[tuple[int, list[tuple[Any, ...]]]]:
+        """Run the statements in one transaction, committed before returning: (rowcount, rows) of each."""
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
+    def apply(self, ops: Sequence[Op]) -> list[Applied]:
+        """Every op in one transaction (group commit): durable when this returns."""
+        plans = [_statements(op) for op in ops]
+        results = self._batch([s for stmts, _, _ in plans for s in stmts])
+        out, i = [], 0
+        for stmts, insert, primary in plans:
+            mine = results[i:i + len(stmts)]
+            i += len(stmts)
+            rows = mine[-1][1]
+            out.append(Applied(_row(rows[0]) if rows else None,
+                               created=insert is not None and mine[insert][0] == 1,
+                               moved=primary is not None and mine[primary][0] == 1))
+        return out
+
     def claim(self, action: Action, envelope_ref: str) -> tuple[OutboxRow, bool]:
         """Insert the action as pending unless present; return the row and whether it is new."""
-        count, _ = self._run(
-            "INSERT INTO outbox (tool, idempotency_key, args, state, envelope_ref, updated_ms)"
-            " VALUES (?,?,?,?,?,?) ON CONFLICT (tool, idempotency_key) DO NOTHING",
-            (action.tool, action.idempotency_key, json.dumps(action.args, sort_keys=True), "pending",
-             envelope_ref, _now()))
-        row = self.get(action.tool, action.idempotency_key)
-        assert row is not None
-        return row, count == 1
+        [done] = self.apply([Claim(action, envelope_ref)])
+        assert done.row is not None
+        return done.row, done.created
 
     def get(self, tool: str, idempotency_key: str) -> OutboxRow | None:
-        _, rows = self._run(f"SELECT {_COLUMNS} FROM outbox WHERE tool=? AND idempotency_key=?",
-                            (tool, idempotency_key))
+        [(_, rows)] = self._batch([(_SELECT, (tool, idempotency_key))])
         return _row(rows[0]) if rows else None
 
     def update(self, tool: str, idempotency_key: str, state: str, *, receipt: ToolReceipt | None = None,
@@ -95,35 +216,24 @@ class SqlOutbox:
 
         A receipt or compensation already stored is never replaced.
         """
-        if state not in STATES or not ALLOWED_FROM[state]:
-            raise ValueError(f"cannot move an outbox row to {state!r}")
-        allowed = ALLOWED_FROM[state]
-        count, _ = self._run(
-            "UPDATE outbox SET state=?, receipt=COALESCE(receipt, ?), error=COALESCE(?, error),"
-            " compensation=COALESCE(compensation, ?), attempts=attempts+?, updated_ms=?"
-            f" WHERE tool=? AND idempotency_key=? AND state IN ({','.join('?' * len(allowed))})",
-            (state, receipt.model_dump_json() if receipt else None, error,
-             compensation.model_dump_json() if compensation else None, 1 if attempt else 0, _now(),
-             tool, idempotency_key, *allowed))
-        return count == 1
+        return self.apply([Move(tool, idempotency_key, state, receipt, error, compensation, attempt)])[0].moved
 
     def reopen(self, tool: str, idempotency_key: str) -> bool:
         """Operator action: put a failed, degraded or skipped row back to pending so the next
         delivery of its plan executes it (with the same key, so an in-doubt call is settled by
         the tool's replay). Receipted and compensated rows stay as they are."""
-        count, _ = self._run(
+        [(count, _)] = self._batch([(
             "UPDATE outbox SET state='pending', error=NULL, updated_ms=?"
             " WHERE tool=? AND idempotency_key=? AND state IN ('failed','degraded','skipped')",
-            (_now(), tool, idempotency_key))
+            (_now(), tool, idempotency_key))])
         return count == 1
 
     def note(self, tool: str, idempotency_key: str, error: str) -> None:
         """Record an error without changing state (e.g. a compensation that failed)."""
-        self._run("UPDATE outbox SET error=?, updated_ms=? WHERE tool=? AND idempotency_key=?",
-                  (error, _now(), tool, idempotency_key))
+        self.apply([Note(tool, idempotency_key, error)])
 
     def rows(self) -> list[OutboxRow]:
-        _, rows = self._run(f"SELECT {_COLUMNS} FROM outbox ORDER BY {self.ORDER}")
+        [(_, rows)] = self._batch([(f"SELECT {_COLUMNS} FROM outbox ORDER BY {self.ORDER}", ())])
         return [_row(r) for r in rows]
 
 
@@ -145,11 +255,22 @@ class SqliteOutbox(SqlOutbox):
                 envelope_ref TEXT NOT NULL, error TEXT, compensation TEXT, updated_ms INTEGER NOT NULL,
                 PRIMARY KEY (tool, idempotency_key))""")
 
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[int, list[tuple[Any, ...]]]:
+    def _batch(self, statements: list[Statement]) -> list[tuple[int, list[tuple[Any, ...]]]]:
         with self._lock:
-            cur = self._db.execute(sql, params)
-            rows = cur.fetchall()
-            return cur.rowcount, rows
+            if all(sql.startswith("SELECT") for sql, _ in statements):  # a read takes no write lock
+                return [(-1, self._db.execute(sql, params).fetchall()) for sql, params in statements]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                out = []
+                for sql, params in statements:
+                    cur = self._db.execute(sql, params)
+                    out.append((cur.rowcount, cur.fetchall()))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            return out
 
     def close(self) -> None:
         with self._lock:
@@ -175,7 +296,7 @@ def _receipt(text: str | None) -> ToolReceipt | None:
 
 
 def _row(r: tuple[Any, ...]) -> OutboxRow:
-    return OutboxRow(r[0], r[1], json.loads(r[2]), r[3], _receipt(r[4]), int(r[5]), r[6], r[7], _receipt(r[8]))
+    return OutboxRow(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8])
 
 
 def _now() -> int:

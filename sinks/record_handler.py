@@ -16,8 +16,8 @@ from contracts import records
 from contracts.models import AgentResponse
 from contracts.outcomes import Outcome, Reason
 from contracts.records import Out, Position
-from sinks.executor import ActionExecutor
 from sinks.plan_records import plan_records
+from sinks.plan_runner import PlanRunner
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class ActionRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     idempotency_key: str = Field(min_length=1)
+    account_id: str | None = None
     source: SourceRef
     response: AgentResponse
     envelope: dict[str, Any]
@@ -74,10 +75,18 @@ class Parsed:
     def n_actions(self) -> int:
         return len(self.record.response.actions) if self.record else 0
 
+    @property
+    def order_key(self) -> str:
+        """Plans of one key run in input order: the account (the job's key), else the idempotency key."""
+        rec = self.record
+        if rec is None:
+            return self.msg.ref
+        return rec.account_id or rec.idempotency_key
+
 
 class RecordHandler:
-    def __init__(self, executor: ActionExecutor, contract_name: str, tools: frozenset[str]) -> None:
-        self.executor = executor
+    def __init__(self, runner: PlanRunner, contract_name: str, tools: frozenset[str]) -> None:
+        self.runner = runner
         self.contract_name = contract_name
         self.tools = tools
 
@@ -99,12 +108,12 @@ class RecordHandler:
             return Parsed(msg, rec, Reason.INVALID_RESPONSE, "; ".join(wrong))
         return Parsed(msg, rec)
 
-    def handle(self, item: Parsed, backlog: int = 0) -> list[Out]:
+    async def handle(self, item: Parsed, backlog: int = 0) -> list[Out]:
         """Execute the record's plan (unless invalid) and return every output record it yields."""
         rec = item.record
         if item.reason is not None or rec is None:
             return self._rejected(item)
-        result = self.executor.execute_plan(rec.response.actions, item.msg.ref, backlog=backlog)
+        result = await self.runner.run_plan(rec.response.actions, item.msg.ref, backlog=backlog)
         result = result.redelivered(item.msg.ref)
         return plan_records(rec.position(), rec.idempotency_key, rec.response, result, rec.envelope,
                             self.contract_name, rec.derived)

@@ -1,31 +1,33 @@
-"""The sandbox tool service: ticketing, payments and messaging APIs with idempotency keys.
+"""The sandbox tools' state and rules: ticketing, payments and messaging APIs with idempotency keys.
 
-Runs in-process (file mode) or over HTTP (`python -m sinks.sandbox --port N --db PATH`).
+Runs in-process (file mode) or behind HTTP (`python -m sinks.sandbox --port N --db PATH`, see
+`sinks.sandbox_http`); latency, rate limits and keys in progress live in `sinks.sandbox_service`.
 Every executed side effect is written to a ledger table that tests read to
 prove exactly-once. The request and its effect commit in one SQLite
 transaction, so a key is either fully done (and replayed from then on) or not
-at all, even with several processes on one database file. Faults for the HTTP
-layer (see `sinks.faults`) are injected on demand through `POST /_faults`.
+at all, even with several processes on one database file.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import signal
 import sqlite3
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sinks.faults import FaultPlan, Faults
+
+class MissingKey(Exception):
+    """No Idempotency-Key header (HTTP 400)."""
 
 
-class ToolConflict(Exception):
-    """Same idempotency key, different request body (HTTP 409)."""
+class KeyInProgress(Exception):
+    """A request with the same idempotency key is still being processed (HTTP 409)."""
+
+
+class KeyReused(Exception):
+    """Same idempotency key, different request body (HTTP 422)."""
 
 
 class ToolNotFound(Exception):
@@ -34,6 +36,14 @@ class ToolNotFound(Exception):
 
 class ToolInvalid(Exception):
     """The request body lacks a field the endpoint needs (HTTP 422)."""
+
+
+class RateLimited(Exception):
+    """Over the API's request rate (HTTP 429 with Retry-After)."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"rate limited; retry after {retry_after_s:.3f} s")
+        self.retry_after_s = retry_after_s
 
 
 def _short(text: str) -> str:
@@ -55,6 +65,7 @@ class SandboxTools:
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill, which is what we inject
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS requests (
                 endpoint TEXT NOT NULL, idempotency_key TEXT NOT NULL, body_hash TEXT NOT NULL,
@@ -84,7 +95,7 @@ class SandboxTools:
                 if row:
                     self._db.execute("ROLLBACK")
                     if row[0] != body_hash:
-                        raise ToolConflict(f"idempotency key reused with a different body on {endpoint}")
+                        raise KeyReused(f"idempotency key reused with a different body on {endpoint}")
                     resp = json.loads(row[2])
                     resp["idempotent_replay"] = True
                     return row[1], resp
@@ -173,137 +184,12 @@ class SandboxTools:
             self._db.close()
 
 
-def make_server(tools: SandboxTools, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """An HTTP front for `tools`; faults and request statistics live with the server."""
-    faults = Faults()
-    lock = threading.Lock()
-    stats: dict[str, Any] = {"requests": {}, "inflight": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt: str, *args: Any) -> None:  # quiet: no request bodies in logs
-            pass
-
-        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:  # the client gave up (timeout); the work, if any, is already committed
-                self.close_connection = True
-
-        def _drop(self) -> None:
-            """Close the socket without answering: the client sees a dropped connection."""
-            self.close_connection = True
-            try:
-                self.connection.shutdown(2)
-            except OSError:
-                pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path == "/ledger":
-                self._send(200, tools.ledger())
-            elif self.path == "/health":
-                self._send(200, {"ok": True})
-            elif self.path == "/_faults":
-                with lock:
-                    self._send(200, faults.as_dict())
-            elif self.path == "/_stats":
-                with lock:
-                    self._send(200, json.loads(json.dumps(stats)))
-            elif self.path.startswith("/objects/"):
-                obj = tools.get_object(self.path.split("/", 2)[2])
-                self._send(200 if obj else 404, obj or {"error": "not found"})
-            else:
-                self._send(404, {"error": "not found"})
-
-        def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError:
-                self._send(400, {"error": "body is not JSON"})
-                return
-            if self.path == "/_faults":
-                with lock:
-                    try:
-                        faults.update(body)
-                    except (ValueError, TypeError) as e:
-                        self._send(400, {"error": str(e)})
-                        return
-                    self._send(200, faults.as_dict())
-                return
-            with lock:
-                plan = faults.take(self.path)
-                stats["requests"][self.path] = stats["requests"].get(self.path, 0) + 1
-                stats["inflight"] += 1
-            try:
-                self._tool_call(body, plan)
-            finally:
-                with lock:
-                    stats["inflight"] -= 1
-
-        def _tool_call(self, body: Any, plan: FaultPlan) -> None:
-            if plan.delay_before_ms:
-                time.sleep(plan.delay_before_ms / 1000.0)
-            if plan.fail_status:
-                self._send(plan.fail_status, {"error": "injected fault"})
-                return
-            if plan.drop_before:
-                self._drop()
-                return
-            key = self.headers.get("Idempotency-Key")
-            if not key:
-                self._send(400, {"error": "Idempotency-Key header is required"})
-                return
-            if not isinstance(body, dict):
-                self._send(422, {"error": "body must be a JSON object"})
-                return
-            try:
-                status, resp = tools.handle(self.path, body, key)
-            except ToolConflict as e:
-                self._send(409, {"error": str(e)})
-                return
-            except ToolNotFound as e:
-                self._send(404, {"error": str(e)})
-                return
-            except (ToolInvalid, KeyError, TypeError) as e:
-                self._send(422, {"error": f"invalid request: {e}"})
-                return
-            if plan.delay_after_ms:
-                time.sleep(plan.delay_after_ms / 1000.0)
-            if plan.drop_after:
-                self._drop()
-                return
-            replay = {"Idempotent-Replayed": "true"} if resp.pop("idempotent_replay", False) else None
-            self._send(200 if replay else status, resp, replay)
-
-    return ThreadingHTTPServer((host, port), Handler)
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Sandbox ticketing/payments/messaging service")
-    ap.add_argument("--port", type=int, default=8700, help="0 picks a free port (printed on stdout)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--db", default="sandbox_tools.sqlite")
-    args = ap.parse_args(argv)
-    tools = SandboxTools(args.db)
-    server = make_server(tools, args.host, args.port)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(json.dumps({"sandbox": f"http://{args.host}:{server.server_address[1]}", "db": args.db}), flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        tools.close()
+    """`python -m sinks.sandbox`: the HTTP service (sinks.sandbox_http), imported here so that its classes
+    are the `sinks.sandbox` ones and not this `__main__` module's copies."""
+    from sinks.sandbox_http import main as serve
+
+    serve(argv)
 
 
 if __name__ == "__main__":

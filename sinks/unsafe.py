@@ -32,10 +32,10 @@ class RekeyingClient:
     def __init__(self, inner: ToolClient) -> None:
         self.inner = inner
 
-    def post(self, endpoint: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        return self.inner.post(endpoint, body, f"{idempotency_key}:unsafe-{uuid.uuid4().hex[:12]}")
+    async def post(self, endpoint: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        return await self.inner.post(endpoint, body, f"{idempotency_key}:unsafe-{uuid.uuid4().hex[:12]}")
 
-    def close(self) -> None:
+    async def close(self) -> None:
         close = getattr(self.inner, "close", None)
         if close:
-            close()
+            await close()

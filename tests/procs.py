@@ -62,9 +62,10 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, procs: l
         time.sleep(every_s)
 
 
-def start_sandbox(tmp: Path, db: Path | None = None) -> tuple[Proc, str]:
-    """The sandbox tool service over real HTTP on a free port; returns the process and its URL."""
-    proc = Proc.python("sinks.sandbox", "--port", "0", "--db", str(db or tmp / "tools.sqlite"),
+def start_sandbox(tmp: Path, db: Path | None = None, *options: str) -> tuple[Proc, str]:
+    """The sandbox tool service over real HTTP on a free port (`options`: latency, rate limits, ...);
+    returns the process and its URL."""
+    proc = Proc.python("sinks.sandbox", "--port", "0", "--db", str(db or tmp / "tools.sqlite"), *options,
                        log=tmp / "sandbox.log")
 
     def url() -> str | None:

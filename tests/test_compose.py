@@ -190,6 +190,8 @@ def test_published_ports_are_unique_and_match_the_configuration():
         assert low <= prom <= high and prom in container_ports(service)
     module, args = python_module_args("tools")
     assert int(args[args.index("--port") + 1]) in container_ports("tools")
+    module, args = python_module_args("sink")
+    assert int(args[args.index("--metrics-port") + 1]) in container_ports("sink")  # /metrics and /health
 
 
 def test_flink_overrides_name_keys_of_flink_conf():

@@ -1,4 +1,5 @@
 """The pure parts of the harness: seeded schedule, seeded load records, the report, the unsafe sink's client."""
+import asyncio
 import random
 
 from chaos.faults import KINDS, SINK_KILL, campaign, count_by_kind
@@ -70,11 +71,11 @@ def test_the_unsafe_client_sends_a_new_key_for_every_call():
     seen = []
 
     class Recorder:
-        def post(self, endpoint, body, idempotency_key):
+        async def post(self, endpoint, body, idempotency_key):
             seen.append(idempotency_key)
             return {"id": "X"}
 
     client = RekeyingClient(Recorder())
-    client.post("/messages", {}, "idem-a")
-    client.post("/messages", {}, "idem-a")
+    asyncio.run(client.post("/messages", {}, "idem-a"))
+    asyncio.run(client.post("/messages", {}, "idem-a"))
     assert len(set(seen)) == 2 and all(k.startswith("idem-a:unsafe-") for k in seen)

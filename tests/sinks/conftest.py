@@ -22,7 +22,7 @@ import pytest
 
 from sinks.outbox import SqlOutbox, open_outbox
 from tests.procs import start_sandbox
-from tests.sinks.helpers import Sandbox, wait_until
+from tests.sinks.helpers import EXECUTORS, Sandbox, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,11 +33,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def close_executors() -> Iterator[None]:
+    """Executors made by `make_executor` hold an HTTP session on their own event loop: close both."""
+    yield
+    while EXECUTORS:
+        EXECUTORS.pop().close()
+
+
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """A fresh sandbox service (`python -m sinks.sandbox`) in a subprocess, on a free port."""
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
+    """A fresh sandbox service (`python -m sinks.sandbox`) in a subprocess, on a free port; indirect
+    parametrization passes it command-line options (latency, rate limits)."""
     db = tmp_path / "sandbox_tools.sqlite"
-    proc, url = start_sandbox(tmp_path, db)
+    proc, url = start_sandbox(tmp_path, db, *getattr(request, "param", ()))
     try:
         yield Sandbox(url, str(db))
     finally:

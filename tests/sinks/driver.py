@@ -13,16 +13,10 @@ import sys
 import time
 
 from contracts.models import Action, ToolReceipt
-from sinks.executor import ActionExecutor, RetryPolicy
+from sinks.executor import ActionExecutor
 from sinks.outbox import open_outbox
 from sinks.tools import HttpClient
-
-
-class FixedDelay(RetryPolicy):
-    """No jitter: a test that parks the driver in its backoff must be able to rely on the wait."""
-
-    def delay(self, attempt: int, rng: object) -> float:
-        return self.base_delay_s
+from tests.sinks.helpers import FixedDelay
 
 
 def main() -> None:

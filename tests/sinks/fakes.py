@@ -26,7 +26,7 @@ def action_value(key: str, actions: list[Action], offset: int, derived: bool = F
 
 def handler(executor: ActionExecutor) -> RecordHandler:
     contract = load_contract()
-    return RecordHandler(executor, contract.name, frozenset(contract.output.tools))
+    return RecordHandler(executor.runner, contract.name, frozenset(contract.output.tools))
 
 
 class FakeOutput:
@@ -46,12 +46,14 @@ class FakeOutput:
 
 
 class FakeSource:
-    """Serves `messages` in order; committing with unflushed outputs is a test failure."""
+    """Serves `messages` in order; committing past a record whose trace is not flushed is a test failure."""
 
     def __init__(self, messages: list[Message], output: FakeOutput) -> None:
         self.queue = deque(messages)
         self.output = output
         self.committed: dict[tuple[str, int], int] = {}
+        self.fetched: list[Message] = []
+        self.polls: list[int] = []  # max_records of every poll (< 1: pause and only stay in the group)
 
     @classmethod
     def of(cls, values: list[bytes], output: FakeOutput, first_offset: int = 0) -> FakeSource:
@@ -61,12 +63,20 @@ class FakeSource:
         return True
 
     def poll(self, max_records: int, timeout_ms: int) -> list[Message]:
-        return [self.queue.popleft() for _ in range(min(max_records, len(self.queue)))]
+        self.polls.append(max_records)
+        got = [self.queue.popleft() for _ in range(min(max_records, len(self.queue)))]
+        self.fetched += got
+        return got
 
     def lag(self) -> int:
         return len(self.queue)
 
-    def commit(self, messages: list[Message]) -> None:
-        assert not self.output.unflushed, "offsets committed before the outputs were flushed"
-        for m in messages:
-            self.committed[(m.topic, m.partition)] = max(self.committed.get((m.topic, m.partition), 0), m.offset + 1)
+    def commit(self, points: dict[tuple[str, int], int]) -> None:
+        traced = {t["idempotency_key"] for t in self.output.on("agent.traces")}
+        for (topic, part), offset in points.items():
+            below = [m for m in self.fetched if (m.topic, m.partition) == (topic, part) and m.offset < offset]
+            assert all(json.loads(m.value)["idempotency_key"] in traced for m in below), \
+                "offsets committed past a record whose outputs were not flushed"
+        for tp, offset in points.items():
+            assert offset >= self.committed.get(tp, 0), "a commit went backwards"
+            self.committed[tp] = offset

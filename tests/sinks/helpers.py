@@ -15,6 +15,13 @@ from sinks.outbox import SqlOutbox
 from sinks.tools import HttpClient
 
 FAST_RETRY = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05)
+
+
+class FixedDelay(RetryPolicy):
+    """No jitter: a test that relies on the wait between attempts (or parks a driver in it) can count on it."""
+
+    def delay(self, attempt: int, rng: object) -> float:
+        return self.base_delay_s
 POS = Position("risk.order_threshold_breach", 0, 7, "acct-1", 1767225600000, "v3")
 ENVELOPE = {"topic": "risk.order_threshold_breach", "partition": 0, "offset": 7, "key": "acct-1",
             "ts_ms": 1767225600000, "schema": "v3", "payload": {"account_id": "acct-1"}}
@@ -87,7 +94,12 @@ def effects(ledger: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["effect"], e["idempotency_key"]) for e in ledger]
 
 
+EXECUTORS: list[ActionExecutor] = []  # closed after each test (tests/sinks/conftest.py)
+
+
 def make_executor(outbox: SqlOutbox, sandbox: Sandbox, *, timeout_s: float = 5.0,
                   retry: RetryPolicy = FAST_RETRY, bound: int | None = None, **kw: Any) -> ActionExecutor:
-    return ActionExecutor(outbox, HttpClient(sandbox.url, timeout_s=timeout_s), retry,
-                          degrade=DegradePolicy(bound) if bound is not None else None, **kw)
+    ex = ActionExecutor(outbox, HttpClient(sandbox.url, timeout_s=timeout_s), retry,
+                        degrade=DegradePolicy(bound) if bound is not None else None, **kw)
+    EXECUTORS.append(ex)
+    return ex

@@ -5,6 +5,7 @@ Every test runs against the SQLite and the PostgreSQL outbox.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -12,7 +13,7 @@ from contracts.models import AgentResponse
 from sinks.executor import RetryPolicy
 from sinks.outbox import open_outbox
 from sinks.plan_records import plan_records
-from tests.sinks.helpers import ENVELOPE, POS, effects, hold, make_executor, notice, ticket
+from tests.sinks.helpers import ENVELOPE, POS, FixedDelay, effects, hold, make_executor, notice, ticket, wait_until
 
 
 def _records(result, key="k1"):
@@ -102,11 +103,50 @@ def test_4xx_is_not_retried(outbox, sandbox):
     assert [d["reason"] for d in dlq] == ["tool_failed"] and dlq[0]["action"]["tool"] == "CreateTicket"
 
 
-def test_key_reused_with_another_body_is_a_permanent_conflict(outbox, sandbox):
+def test_key_reused_with_another_body_is_422_and_permanent(outbox, sandbox):
     assert sandbox.post("/tickets", {"summary": "another body", "labels": []}, "k1").status_code == 201
-    [o] = make_executor(outbox, sandbox).execute_plan([ticket("k1")], "env/0/1").outcomes
-    assert o.status == "failed" and "HTTP 409" in o.error and o.attempts == 1
-    assert len(sandbox.ledger()) == 1
+    result = make_executor(outbox, sandbox).execute_plan([ticket("k1")], "env/0/1")
+    [o] = result.outcomes
+    assert o.status == "failed" and "HTTP 422" in o.error and o.attempts == 1
+    assert len(sandbox.ledger()) == 1 and sandbox.requests_to("/tickets") == 2
+    assert [d["reason"] for name, d in _records(result) if name == "dlq"] == ["tool_failed"]
+
+
+def test_400_is_permanent(outbox, sandbox):
+    sandbox.faults(fail_paths={"/messages": 400})
+    [o] = make_executor(outbox, sandbox).execute_plan([notice("k1")], "env/0/1").outcomes
+    assert o.status == "failed" and "HTTP 400" in o.error and o.attempts == 1
+    assert sandbox.requests_to("/messages") == 1 and outbox.rows()[0].state == "failed"
+
+
+@pytest.mark.parametrize("sandbox", [("--latency-ms", "400")], indirect=True)
+def test_409_in_progress_is_retried_until_the_stored_answer(outbox, sandbox):
+    """Another client's request with the same key is still in progress when the sink calls: 409, retried
+    with the same key, answered with the stored response once the first request is done."""
+    body = {"account_id": "acct-1", "template": "vip-order-received"}
+    first: dict = {}
+    t = threading.Thread(target=lambda: first.update(r=sandbox.post("/messages", body, "k1")))
+    t.start()
+    wait_until(lambda: sandbox.stats()["inflight"] == 1, "the first request in progress")
+    ex = make_executor(outbox, sandbox, retry=FixedDelay(max_attempts=20, base_delay_s=0.1))
+    [o] = ex.execute_plan([notice("k1")], "env/0/1").outcomes
+    t.join()
+    assert sandbox.stats()["status_by_api"]["messages"]["409"] >= 1
+    assert o.status == "executed" and o.receipt.ref == first["r"].json()["id"] and o.new_receipt
+    assert effects(sandbox.ledger()) == [("notice.send", "k1")]
+
+
+@pytest.mark.parametrize("sandbox", [("--rate-limit", "tickets=4", "--burst", "1")], indirect=True)
+def test_429_waits_for_retry_after_and_spends_no_attempt(outbox, sandbox):
+    ex = make_executor(outbox, sandbox, retry=RetryPolicy(max_attempts=1))  # one transient error would fail it
+    t0 = time.perf_counter()
+    results = [ex.execute_plan([ticket(f"k{i}", f"o{i}")], f"env/0/{i}") for i in range(3)]
+    elapsed = time.perf_counter() - t0
+    assert [r.outcomes[0].status for r in results] == ["executed"] * 3
+    statuses = sandbox.stats()["status_by_api"]["tickets"]
+    assert statuses["201"] == 3 and statuses["429"] >= 1
+    assert elapsed >= 1.0  # Retry-After: 1 was honoured, not hammered
+    assert len(sandbox.ledger()) == 3
 
 
 def test_gives_up_after_max_attempts_and_a_rerun_does_not_call_again(outbox, sandbox):

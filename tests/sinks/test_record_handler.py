@@ -16,9 +16,10 @@ def _by_name(outs):
 
 
 def test_a_record_becomes_receipts_a_response_and_a_trace(outbox, sandbox):
-    h = handler(make_executor(outbox, sandbox))
+    ex = make_executor(outbox, sandbox)
+    h = handler(ex)
     msg = Message(TOPIC, 2, 41, action_value("k1", [ticket("k1"), hold("k1", "o1")], 7))
-    out = _by_name(h.handle(h.parse(msg)))
+    out = _by_name(ex.run(h.handle(h.parse(msg))))
     assert [r["tool"] for r in out["receipts"]] == ["CreateTicket", "PlacePaymentHold"]
     [resp] = out["responses"]
     assert resp["receipts"] == [f"{r['tool']}:{r['ref']}" for r in out["receipts"]]
@@ -29,11 +30,12 @@ def test_a_record_becomes_receipts_a_response_and_a_trace(outbox, sandbox):
 
 
 def test_redelivery_repeats_outputs_but_a_duplicate_record_does_not(outbox, sandbox):
-    h = handler(make_executor(outbox, sandbox))
+    ex = make_executor(outbox, sandbox)
+    h = handler(ex)
     value = action_value("k1", [ticket("k1")], 7)
-    first = _by_name(h.handle(h.parse(Message(TOPIC, 0, 5, value))))
-    redelivered = _by_name(h.handle(h.parse(Message(TOPIC, 0, 5, value))))
-    duplicate = _by_name(h.handle(h.parse(Message(TOPIC, 0, 6, value))))
+    first = _by_name(ex.run(h.handle(h.parse(Message(TOPIC, 0, 5, value)))))
+    redelivered = _by_name(ex.run(h.handle(h.parse(Message(TOPIC, 0, 5, value)))))
+    duplicate = _by_name(ex.run(h.handle(h.parse(Message(TOPIC, 0, 6, value)))))
     assert redelivered["receipts"] == first["receipts"] and redelivered["traces"][0]["outcome"] == "processed"
     assert "receipts" not in duplicate and duplicate["traces"][0]["outcome"] == "duplicate"
     assert duplicate["responses"][0]["receipts"] == first["responses"][0]["receipts"]
@@ -41,22 +43,33 @@ def test_redelivery_repeats_outputs_but_a_duplicate_record_does_not(outbox, sand
 
 
 def test_unparsable_values_go_to_the_dlq_without_a_call(outbox, sandbox):
-    h = handler(make_executor(outbox, sandbox))
+    ex = make_executor(outbox, sandbox)
+    h = handler(ex)
     for value, reason in [(b"{not json", "malformed_json"), (b"[1]", "not_an_object"),
                           (json.dumps({"idempotency_key": "k"}).encode(), "invalid_response")]:
-        out = _by_name(h.handle(h.parse(Message(TOPIC, 0, 3, value))))
+        out = _by_name(ex.run(h.handle(h.parse(Message(TOPIC, 0, 3, value)))))
         assert [d["reason"] for d in out["dlq"]] == [reason]
         assert out["traces"][0]["outcome"] == "dlq" and out["traces"][0]["offset"] == 3
     assert sandbox.stats()["requests"] == {} and outbox.rows() == []
 
 
 def test_actions_breaking_the_contract_never_reach_a_tool(outbox, sandbox):
-    h = handler(make_executor(outbox, sandbox))
+    ex = make_executor(outbox, sandbox)
+    h = handler(ex)
     wrong_key = action_value("k1", [ticket("other-key")], 7)
     bad_tool = json.loads(action_value("k1", [ticket("k1")], 7))
     bad_tool["response"]["actions"][0]["tool"] = "WireMoney"
     for value in (wrong_key, json.dumps(bad_tool).encode()):
-        out = _by_name(h.handle(h.parse(Message(TOPIC, 0, 9, value))))
+        out = _by_name(ex.run(h.handle(h.parse(Message(TOPIC, 0, 9, value)))))
         assert [d["reason"] for d in out["dlq"]] == ["invalid_response"]
         assert out["dlq"][0]["idempotency_key"] == "k1" and "receipts" not in out
     assert sandbox.stats()["requests"] == {} and outbox.rows() == []
+
+
+def test_plans_are_ordered_by_account_else_by_key(outbox, sandbox):
+    h = handler(make_executor(outbox, sandbox))
+    with_account = json.loads(action_value("k1", [ticket("k1")], 7))
+    with_account["account_id"] = "acct-9"
+    assert h.parse(Message(TOPIC, 0, 1, json.dumps(with_account).encode())).order_key == "acct-9"
+    assert h.parse(Message(TOPIC, 0, 2, action_value("k2", [ticket("k2")], 8))).order_key == "k2"
+    assert h.parse(Message(TOPIC, 0, 3, b"{not json")).order_key == f"{TOPIC}/0/3"
