@@ -66,6 +66,50 @@ def test_each_reason_code(gate, reason):
     assert "jane.doe@example.com" not in json.dumps(r.masked) + r.error
 
 
+def _order(**row):
+    return cdc(T0, after=order_row("o1", **row))
+
+
+def _with_lsn(lsn: int) -> dict:
+    env = _order()
+    env["payload"]["source"]["lsn"] = lsn
+    return env
+
+
+def _dup_amount() -> str:
+    text = line(_order())
+    return text.replace('"amount": "1200.00"', '"amount": "1.00", "amount": "1200.00"').replace(
+        '"amount":"1200.00"', '"amount":"1.00","amount":"1200.00"')
+
+
+# Hostile records (issue 17): each is DLQ'd with its reason and no raw value in the copy or the error.
+HOSTILE = {
+    "pii in account_id": (_order(account="jane.doe@example.com"), Reason.PII_NOT_TOKENIZED),
+    "phone as account_id": (_order(account="+44 20 7946 0958"), Reason.PII_NOT_TOKENIZED),
+    "ssn in account_id": (_order(account="ssn 123-45-6789"), Reason.PII_NOT_TOKENIZED),
+    "pii in the record key": (dict(_order(), key='{"order_id":"jane.doe@example.com"}'), Reason.PII_NOT_TOKENIZED),
+    "full-width at sign": (_order(account="jane\uff20example.com"), Reason.PII_NOT_TOKENIZED),
+    "lone surrogate in an id": (_order(account="acct-\ud800"), Reason.INVALID_TEXT),
+    "lone surrogate in the key": (dict(_order(), key="\udfff"), Reason.INVALID_TEXT),
+    "ts_ms of 2^63": (dict(_order(), ts_ms=2**63), Reason.TS_OUT_OF_RANGE),
+    "ts_ms in the year 3000": (dict(_order(), ts_ms=32503680000000), Reason.TS_OUT_OF_RANGE),
+    "integer beyond int64": (_with_lsn(2**64), Reason.NUMBER_OUT_OF_RANGE),
+    "amount of 1e26": (_order(amount=1e26), Reason.NUMBER_OUT_OF_RANGE),
+    "duplicate key": (_dup_amount(), Reason.INVALID_ENVELOPE),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_records_get_their_reason_and_stay_masked(gate, case):
+    obj, reason = HOSTILE[case]
+    text = obj if isinstance(obj, str) else json.dumps(obj)
+    r = gate.check(text, offset=1)
+    assert (r.outcome, r.reason) == ("dlq", reason), r.error
+    out = json.dumps(r.masked, ensure_ascii=False, default=str) + r.error
+    for raw in ("jane.doe@example.com", "7946 0958", "123-45-6789"):
+        assert raw not in out
+
+
 @pytest.mark.parametrize("payload_patch", [
     {"op": "x"},
     {"source": {"lsn": 1, "table": "orders"}},  # source.ts_ms missing
