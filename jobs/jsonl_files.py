@@ -39,6 +39,13 @@ def encode(record: dict[str, Any]) -> bytes:
         return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str).encode() + b"\n"
 
 
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON Lines file. Lines end at "\\n" only: str.splitlines() would also split at
+    U+0085, U+2028 and other separators, which JSON strings may hold unescaped (a DLQ copy of hostile
+    input does)."""
+    return [json.loads(line) for line in Path(path).read_bytes().split(b"\n") if line.strip()]
+
+
 class JsonlAppender:
     """Buffers encoded lines per output file; flushes at FLUSH_BYTES, after FLUSH_S, and on close."""
 

@@ -44,7 +44,8 @@ def load(path: str | Path, bootstrap_servers: str, partition: int | None = None,
                              enable_idempotence=True, max_in_flight_requests_per_connection=1)
     sent = []
     try:
-        for line in Path(path).read_text().splitlines():
+        for line in Path(path).read_text(encoding="utf-8").split("\n"):  # not splitlines(): U+2028 is text
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             rec = to_record(line, malformed_topic, contract)

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from contracts.contract import Contract
 from contracts.models import AgentResponse, Envelope
+from jobs.jsonl_files import read_jsonl
 from jobs.policy import Policy, PolicyRejected
 from jobs.response_validation import validate_response
 
@@ -67,7 +68,7 @@ def shadow_record(candidate: Policy, env: Envelope, idempotency_key: str, contra
 # -- the report ---------------------------------------------------------------
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def summarize(records: Iterable[dict[str, Any]], examples: int = 5) -> dict[str, Any]:

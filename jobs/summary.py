@@ -1,12 +1,12 @@
 """A short human summary of a file-mode run, read back from its output files."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from contracts.records import OUTPUT_FILES
+from jobs.jsonl_files import read_jsonl
 
 
 def read_outputs(out_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -14,7 +14,7 @@ def read_outputs(out_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
     result: dict[str, list[dict[str, Any]]] = {}
     for name in OUTPUT_FILES:
         p = d / f"{name}.jsonl"
-        result[name] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+        result[name] = read_jsonl(p) if p.exists() else []
     return result
 
 

@@ -83,6 +83,10 @@ CASES: list[tuple[str, str, str | None]] = [
     (text_with(cdc(T0 + 1500, "c", after=order_row("o-9n", "acct-9", "0")), '"amount":"0"',
                '"amount":12.123456789'), "dlq", "number_out_of_range"),
     (line(cdc(T0 + 1600, "c", after=order_row("o-9s", "acct-9", "12.123456789"))), "dlq", "schema_violation"),
+    # Line and paragraph separators are JSON text, not line ends: a reader that splits at them breaks lines.
+    (text_with(vip("o-ls", "acct-ls", T0 + 1650), '"amount":"250.00"', '"amount":"2\u2028\u0085"'),
+     "dlq", "schema_violation"),
+    (line(vip("o-ps", "acct-ps", T0 + 1660)).replace('"created"', '"cr\u2029\u0085ated"'), "processed", None),
     (line(vip("o-last", "acct-last", T0 + 1700)), "processed", None),
 ]
 
@@ -128,7 +132,7 @@ def test_colliding_and_keyless_orders_each_send_their_notice(hostile_run):
     _, o = hostile_run
     accounts = sorted(a["args"]["account_id"] for a in o["actions"] if a["tool"] == "SendNotice")
     assert accounts == sorted(["acct-c1", "acct-c2", "acct-e1", "acct-e2", "acct-cr", "acct-off", "acct-after",
-                               "acct-fffd", "acct-last"])
+                               "acct-fffd", "acct-ps", "acct-last"])
     keys = [r["idempotency_key"] for r in o["receipts"]]
     assert len(keys) == len(set(keys)) == len(accounts)
     assert idempotency_key("cdc.public.orders", "ord-1", 767225600000) != idempotency_key(
