@@ -20,14 +20,20 @@ class Sample:
 
 def steady_window(samples: list[Sample], total: int) -> tuple[Sample, Sample] | None:
     """The samples at 10% and 90% of `total` done: the steady part, without JVM start-up and the last
-    transaction's tail. Falls back to first output..last sample (a run stopped by its time limit)."""
+    transaction's tail. Falls back to first output..last sample (a run stopped by its time limit), and
+    when every output arrived in one commit (a tiny run), to the sample before it..the commit."""
     lo = next((s for s in samples if s.done >= 0.1 * total), None)
     hi = next((s for s in samples if s.done >= 0.9 * total), None)
     if lo is None or hi is None or hi.t - lo.t < 1.0:
         started = [s for s in samples if s.done > 0]
-        if len(started) < 2:
+        if not started:
             return None
         lo, hi = started[0], started[-1]
+        if hi.done <= lo.done:
+            before = [s for s in samples if s.t < lo.t]
+            if not before:
+                return None
+            lo, hi = before[-1], started[0]
     return lo, hi
 
 

@@ -28,6 +28,12 @@ def test_nothing_done_is_zero_not_an_error():
     assert sustained_rate(samples()[:5], total=10)[0] == 0.0
 
 
+def test_a_tiny_run_committed_at_once_is_measured_from_the_sample_before_the_commit():
+    out = [Sample(t, 0, 0.0) for t in range(5)] + [Sample(5.5, 3000, 0.0), Sample(6.5, 3000, 0.0)]
+    rate, _, window = sustained_rate(out, total=3000)
+    assert rate == 3000 / 1.5 and window == 1.5  # from t=4 (nothing yet) to t=5.5 (all of it)
+
+
 def test_percentile_nearest_rank():
     values = list(range(1, 101))
     assert percentile(values, 50) == 50 and percentile(values, 95) == 95 and percentile(values, 99) == 99
